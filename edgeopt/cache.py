@@ -1,0 +1,58 @@
+"""On-disk cache: content-addressed entries created once, atomically, under a file lock.
+
+Safe under ``pytest -n``: concurrent workers wait on the same lock and the loser finds the
+entry already there.  A failed build leaves nothing behind (it writes to a temporary name and
+renames only on success), so a cached entry is never half-written nor overwritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+
+def cache_dir() -> Path:
+    """``EDGEOPT_CACHE`` if set, else ``.edgeopt-cache`` in the current project."""
+    return Path(os.environ.get("EDGEOPT_CACHE", ".edgeopt-cache")).resolve()
+
+
+def digest(obj) -> str:
+    """Stable sha256 of a JSON-serialisable object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def get_or_create(path: Path, build: Callable[[Path], None]) -> Path:
+    """Return ``path``, calling ``build(tmp)`` first if it does not exist yet.
+
+    ``build`` writes a file or a directory at ``tmp``; it is renamed to ``path`` only on success.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            return path
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            build(tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif tmp.exists():
+                tmp.unlink()
+    return path

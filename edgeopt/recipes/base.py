@@ -1,0 +1,28 @@
+"""The recipe protocol: a frozen config with a ``name`` and an output ``format``, built by type."""
+from __future__ import annotations
+
+from functools import singledispatch
+from pathlib import Path
+from typing import ClassVar
+
+from torch import nn
+
+
+class Recipe:
+    """Base of all recipe configs (frozen dataclasses).  ``name`` is the variant id in test ids."""
+
+    name: ClassVar[str]
+    format: ClassVar[str]
+
+
+class RecipeError(RuntimeError):
+    """A recipe cannot be applied to this model; the message says why."""
+
+
+@singledispatch
+def build_into(recipe: Recipe, model: nn.Module, spec, directory: Path) -> None:
+    """Write the artifact of ``recipe`` applied to ``model`` (a private copy, in eval mode) into ``directory``.
+
+    Each recipe family registers an implementation; it must write ``meta.json`` naming ``file``.
+    """
+    raise NotImplementedError(f"no build function registered for {type(recipe).__name__}")

@@ -1,0 +1,141 @@
+"""Train the CIFAR-10 models edgeopt ships: ``python -m edgeopt.train MODEL [--seed S] [--epochs E]``.
+
+Seeded and reproducible on the same software and thread count; writes
+``edgeopt/weights/MODEL.pt`` (a plain state dict) and records sha256, test top-1, seed, epochs and
+minutes in ``edgeopt/weights/manifest.json``.  Existing weights are only replaced with ``--force``,
+and only once training has finished.
+
+Measured on this 2-core CPU: channels_last and bf16 autocast both pay for these networks
+(bf16: 3.4x on the ResNet, 2.6x on MobileNetV2-CIFAR, per training step).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgeopt import cache
+from edgeopt.data import load_split, normalize
+from edgeopt.models import WEIGHTS_DIR, get_model
+from edgeopt.progress import progress
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int = 128
+    max_lr: float = 0.1
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    bf16: bool = True
+
+
+CONFIGS = {
+    "simple_cnn": TrainConfig(epochs=20, batch_size=128, max_lr=0.05),
+    "cifar_resnet": TrainConfig(epochs=24, batch_size=256, max_lr=0.2),
+    "mobilenet_v2_cifar": TrainConfig(epochs=15, batch_size=128, max_lr=0.1, weight_decay=3e-4),
+}
+
+
+def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random 32x32 crop from the 4-pixel reflect-padded image, and a random horizontal flip."""
+    n, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+    dy, dx = rng.integers(0, 9, n), rng.integers(0, 9, n)
+    rows = dy[:, None] + np.arange(h)[None, :]
+    cols = dx[:, None] + np.arange(w)[None, :]
+    out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    return out
+
+
+def evaluate(model, images, labels, mean, std, batch_size: int = 500) -> float:
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(normalize(images[start:start + batch_size], mean, std))
+            correct += (model(x).argmax(1).numpy() == labels[start:start + batch_size]).sum()
+    return float(correct) / len(labels)
+
+
+def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force: bool) -> dict:
+    spec = get_model(name)
+    if name not in CONFIGS:
+        raise SystemExit(f"no training recipe for {name!r}; trainable: {', '.join(CONFIGS)}")
+    cfg = CONFIGS[name]
+    if epochs:
+        cfg = TrainConfig(**{**asdict(cfg), "epochs": epochs})
+    out = WEIGHTS_DIR / f"{name}.pt"
+    if out.exists() and not force:
+        raise SystemExit(f"{out} exists; pass --force to retrain and replace it")
+    train_split = load_split(spec.dataset, "train", data_dir)
+    test_split = load_split(spec.dataset, "eval", data_dir)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = spec.factory().to(memory_format=torch.channels_last)
+    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.max_lr, momentum=0.9, nesterov=True,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                                                pct_start=0.25)
+    start = time.time()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train_split))
+        total_loss = 0.0
+        for step in progress(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{cfg.epochs}"):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x = torch.from_numpy(normalize(augment(train_split.images[idx], rng), spec.mean, spec.std))
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(train_split.labels[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += loss.item()
+        top1 = evaluate(model, test_split.images, test_split.labels, spec.mean, spec.std)
+        print(f"{name} epoch {epoch + 1}/{cfg.epochs} loss {total_loss / steps_per_epoch:.3f} "
+              f"test top-1 {top1:.4f} ({(time.time() - start) / 60:.1f} min)", file=sys.stderr, flush=True)
+    minutes = (time.time() - start) / 60
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    top1 = evaluate(model, test_split.images, test_split.labels, spec.mean, spec.std)
+    tmp = out.with_suffix(".pt.tmp")
+    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, out)
+    record = {"sha256": cache.file_sha256(out), "test_top1": round(top1, 4), "test_images": len(test_split),
+              "seed": seed, "minutes": round(minutes, 1), "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "config": asdict(cfg)}
+    manifest_path = WEIGHTS_DIR / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest[name] = record
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m edgeopt.train", description=__doc__.splitlines()[0])
+    p.add_argument("model", choices=sorted(CONFIGS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epoch count")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--data", default=None, help="data root (default: $EDGEOPT_DATA or ../shared/data)")
+    p.add_argument("--force", action="store_true", help="replace existing weights")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(json.dumps(train(args.model, args.seed, args.epochs, args.data, args.force), indent=2))
+
+
+if __name__ == "__main__":
+    main()
