@@ -1,0 +1,190 @@
+"""The benchmark suite's collection and fixtures.
+
+Cases are model x variant x backend triples built from the registries (ids ``{model}-{variant}-{backend}``,
+stable, so pytest-benchmark can match baselines).  A combination the budgets file marks as a known
+failure is collected as a strict xfail carrying its reason, so the capability matrix stays visible
+and a fix shows up as XPASS.  All expensive work lives in one session-wide
+:class:`~edgeopt.workbench.Workbench` and in the on-disk artifact cache.
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edgeopt.backends import RunnerError, backends_for
+from edgeopt.budgets import BudgetError, Budgets
+from edgeopt.data import DataError
+from edgeopt.models import list_models
+from edgeopt.recipes import VARIANTS
+from edgeopt.recipes.base import RecipeError
+from edgeopt.workbench import REFERENCE, Workbench
+
+BUDGETS_FILE = Path(__file__).with_name("budgets.toml")
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    variant: str
+    backend: str | None = None
+
+    @property
+    def id(self) -> str:
+        return "-".join(p for p in (self.model, self.variant, self.backend) if p)
+
+    @property
+    def is_reference(self) -> bool:
+        return (self.variant, self.backend) == REFERENCE
+
+
+def _matches(name: str, patterns: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, p.strip()) for p in patterns.split(",") if p.strip())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "per_variant: parametrize over model x variant only (backend-independent)")
+    config.addinivalue_line("markers", "skip_reference: do not collect the FP32 PyTorch reference case")
+    path = config.getoption("edgeopt_budgets") or BUDGETS_FILE
+    try:
+        config.edgeopt_budgets = Budgets.load(path)
+    except BudgetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def all_cases(config: pytest.Config, per_backend: bool) -> list[Case]:
+    cases = []
+    for model in list_models(config.getoption("edgeopt_models")):
+        for variant, recipe in VARIANTS.items():
+            if not _matches(variant, config.getoption("edgeopt_variants")):
+                continue
+            if not per_backend:
+                cases.append(Case(model, variant))
+                continue
+            for backend in backends_for(recipe.format):
+                if _matches(backend, config.getoption("edgeopt_backends")):
+                    cases.append(Case(model, variant, backend))
+    return cases
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    per_backend = metafunc.definition.get_closest_marker("per_variant") is None
+    skip_reference = metafunc.definition.get_closest_marker("skip_reference") is not None
+    params = []
+    for case in all_cases(config, per_backend):
+        if skip_reference and case.is_reference:
+            continue
+        budget = config.edgeopt_budgets.for_(case.model, case.variant, case.backend)
+        marks = [pytest.mark.xfail(reason=budget.xfail, strict=True)] if budget.xfail else []
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("case", params)
+
+
+@pytest.fixture(scope="session")
+def workbench(pytestconfig: pytest.Config) -> Workbench:
+    return Workbench(data_dir=pytestconfig.getoption("edgeopt_data"),
+                     threads=pytestconfig.getoption("edgeopt_threads"),
+                     limit=pytestconfig.getoption("edgeopt_limit"))
+
+
+@contextlib.contextmanager
+def reported_errors():
+    """Missing data -> skip with the reason; a runtime or recipe failure -> one readable failure line."""
+    try:
+        yield
+    except DataError as exc:
+        pytest.skip(str(exc))
+    except (RunnerError, RecipeError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+class Bench:
+    """One case's measurements and budget, as the test files use them."""
+
+    def __init__(self, case: Case, workbench: Workbench, budgets: Budgets):
+        self.case, self.wb = case, workbench
+        self.budget = budgets.for_(case.model, case.variant, case.backend)
+
+    def require_trained_weights(self) -> None:
+        weights = self.wb.weights(self.case.model)
+        if not weights.pretrained:
+            pytest.skip(f"{self.case.model}: accuracy needs trained weights: {weights.missing_reason}")
+
+    def accuracy(self) -> dict:
+        self.require_trained_weights()
+        with reported_errors():
+            return self.wb.accuracy(self.case.model, self.case.variant, self.case.backend)
+
+    def agreement(self) -> dict:
+        with reported_errors():
+            return self.wb.agreement(self.case.model, self.case.variant, self.case.backend)
+
+    def size(self) -> dict:
+        with reported_errors():
+            return {**self.wb.size(self.case.model, self.case.variant), "macs": self.wb.macs(self.case.model)}
+
+    def memory(self) -> dict:
+        with reported_errors():
+            return self.wb.memory(self.case.model, self.case.variant, self.case.backend)
+
+    def sample_input(self):
+        with reported_errors():
+            return self.wb.sample_input(self.case.model)
+
+    @contextlib.contextmanager
+    def runner(self):
+        from edgeopt.backends import runner_class
+
+        with reported_errors():
+            artifact = self.wb.artifact(self.case.model, self.case.variant)
+            with runner_class(self.case.backend)(artifact, threads=self.wb.threads) as runner:
+                yield runner
+
+    def known(self) -> dict:
+        """The measurements already taken this session for this case (for benchmark.extra_info)."""
+        return self.wb.known(self.case.model, self.case.variant, self.case.backend)
+
+    def assert_within_budget(self, measurement: dict) -> None:
+        violations = self.budget.check(measurement)
+        assert not violations, f"{self.case.id} over budget:\n  " + "\n  ".join(violations)
+
+
+@pytest.fixture
+def bench(case: Case, workbench: Workbench, pytestconfig: pytest.Config) -> Bench:
+    return Bench(case, workbench, pytestconfig.edgeopt_budgets)
+
+
+# -- capability matrix -------------------------------------------------------------------------
+_OUTCOMES: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "test_accuracy.py::" not in report.nodeid or "[" not in report.nodeid:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        case_id = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+        model_variant, _, backend = case_id.rpartition("-")
+        status = "xfail" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+        status = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}.get(status, status)
+        _OUTCOMES[(model_variant, backend)] = {"status": status}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not _OUTCOMES:
+        return
+    rows = sorted({mv for mv, _ in _OUTCOMES})
+    cols = sorted({b for _, b in _OUTCOMES})
+    width = max(len(r) for r in rows) + 2
+    tr = terminalreporter
+    tr.section("edgeopt capability matrix (accuracy test outcome per model-variant x backend)")
+    tr.write_line(" " * width + "".join(f"{c:>13}" for c in cols))
+    for r in rows:
+        cells = "".join(f"{_OUTCOMES.get((r, c), {}).get('status', '-'):>13}" for c in cols)
+        tr.write_line(f"{r:<{width}}{cells}")

@@ -1,0 +1,14 @@
+"""Batch-1 latency with pytest-benchmark; the run's JSON also carries every other figure of the case.
+
+Warm-up and round counts come from pytest.ini (``--benchmark-warmup``, ``--benchmark-min-rounds``,
+``--benchmark-max-time``) so that every case is timed the same way.  Compare against the baseline
+stored in the repository with ``pytest benchmarks/ --benchmark-compare``.
+"""
+
+
+def test_latency(bench, benchmark):
+    x = bench.sample_input()
+    with bench.runner() as runner:
+        benchmark.group = bench.case.model
+        benchmark.extra_info.update(case=bench.case.id, threads=bench.wb.threads, **bench.known())
+        benchmark(runner.run, x)

@@ -1,0 +1,116 @@
+"""Budgets: one reviewed TOML file, layered defaults -> variant -> model -> model-variant.
+
+Keys are ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field of a measurement
+(``top1_drop_max = 0.2``).  ``xfail`` at a layer marks a known failure with its reason; ``backends``
+limits an ``xfail`` to some backends.  Unknown metrics are an error at load time, so a typo cannot
+silently switch a budget off.
+
+Example::
+
+    [defaults]
+    top1_agreement_min = 0.99
+    [variant.onnx_fp32]
+    max_abs_error_max = 1e-3
+    [model.simple_cnn]
+    top1_min = 0.75
+    [model.simple_cnn.variant.onnx_fp32]
+    size_ratio_max = 1.01
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Measurement fields a budget may name, with their unit for messages.
+METRICS = {
+    "top1": "", "top1_drop": " pt", "top1_agreement": "", "max_abs_error": "", "sqnr_db": " dB",
+    "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
+}
+_META_KEYS = {"xfail", "backends", "note"}
+
+
+class BudgetError(ValueError):
+    """The budgets file is malformed; the message names the file and the offending key."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    limits: dict[str, float] = field(default_factory=dict)
+    xfail: str | None = None
+
+    def check(self, measurement: dict) -> list[str]:
+        """Readable violations, one per limit broken; limits on metrics not in ``measurement`` are skipped."""
+        out = []
+        for key, limit in sorted(self.limits.items()):
+            metric, bound = key.rsplit("_", 1)
+            value = measurement.get(metric)
+            if value is None:
+                continue
+            if (bound == "min" and not value >= limit) or (bound == "max" and not value <= limit):
+                unit = METRICS[metric]
+                out.append(f"{metric} = {_fmt(value)}{unit} breaks {key} = {_fmt(limit)}{unit}")
+        return out
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
+        return str(x)
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    table: dict
+    source: str = "<dict>"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Budgets":
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise BudgetError(f"budgets file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise BudgetError(f"{path}: {exc}") from None
+        budgets = cls(table, str(path))
+        budgets.validate()
+        return budgets
+
+    def _layers(self, model: str, variant: str) -> list[tuple[str, dict]]:
+        t = self.table
+        m = t.get("model", {}).get(model, {})
+        return [("defaults", t.get("defaults", {})),
+                (f"variant.{variant}", t.get("variant", {}).get(variant, {})),
+                (f"model.{model}", {k: v for k, v in m.items() if k != "variant"}),
+                (f"model.{model}.variant.{variant}", m.get("variant", {}).get(variant, {}))]
+
+    def validate(self) -> None:
+        unknown = set(self.table) - {"defaults", "variant", "model"}
+        if unknown:
+            raise BudgetError(f"{self.source}: unknown top-level table(s) {sorted(unknown)}")
+        layers = [("defaults", self.table.get("defaults", {}))]
+        layers += [(f"variant.{v}", t) for v, t in self.table.get("variant", {}).items()]
+        for m, t in self.table.get("model", {}).items():
+            layers.append((f"model.{m}", {k: v for k, v in t.items() if k != "variant"}))
+            layers += [(f"model.{m}.variant.{v}", vt) for v, vt in t.get("variant", {}).items()]
+        for where, layer in layers:
+            for key, value in layer.items():
+                if key in _META_KEYS:
+                    continue
+                metric, _, bound = key.rpartition("_")
+                if bound not in ("min", "max") or metric not in METRICS:
+                    raise BudgetError(f"{self.source} [{where}]: unknown budget {key!r}; "
+                                      f"use <metric>_min/_max with metric in {sorted(METRICS)}")
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise BudgetError(f"{self.source} [{where}]: {key} must be a number, got {value!r}")
+
+    def for_(self, model: str, variant: str, backend: str | None = None) -> Budget:
+        limits: dict[str, float] = {}
+        xfail = None
+        for _, layer in self._layers(model, variant):
+            limits.update({k: float(v) for k, v in layer.items() if k not in _META_KEYS})
+            if "xfail" in layer and (backend is None or backend in layer.get("backends", [backend])):
+                xfail = layer["xfail"]
+        return Budget(limits, xfail)

@@ -1,0 +1,96 @@
+"""pytest plugin: edgeopt's command-line options, user model discovery and benchmark machine info.
+
+Enable it with ``pytest_plugins = ["edgeopt.pytest_plugin"]`` in the project's root ``conftest.py``.
+User models are registered by modules listed in ``[tool.edgeopt] models = ["my_models"]`` of the
+root ``pyproject.toml`` (imported with the root directory on ``sys.path``), by any ``conftest.py``
+calling :func:`edgeopt.models.register_model`, or by an ``edgeopt.models`` entry point.
+"""
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgeopt", "edgeopt benchmark suite")
+    group.addoption("--edgeopt-threads", type=int, default=1, metavar="N",
+                    help="threads for every runtime (default 1, as on a small edge core)")
+    group.addoption("--edgeopt-data", default=None, metavar="DIR",
+                    help="data root with ImageFolder trees (default: $EDGEOPT_DATA or ../shared/data)")
+    group.addoption("--edgeopt-models", default="*", metavar="GLOB[,GLOB]", help="models to run (default: all)")
+    group.addoption("--edgeopt-variants", default="*", metavar="GLOB[,GLOB]", help="variants to run")
+    group.addoption("--edgeopt-backends", default="*", metavar="GLOB[,GLOB]", help="backends to run")
+    group.addoption("--edgeopt-limit", type=int, default=None, metavar="N",
+                    help="evaluate only the first N images of each evaluation split (quick runs)")
+    group.addoption("--edgeopt-budgets", default=None, metavar="TOML", help="budgets file (default: the suite's)")
+
+
+def _import_user_models(config: pytest.Config) -> None:
+    pyproject = Path(config.rootpath) / "pyproject.toml"
+    if not pyproject.is_file():
+        return
+    try:
+        modules = tomllib.loads(pyproject.read_text()).get("tool", {}).get("edgeopt", {}).get("models", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise pytest.UsageError(f"{pyproject}: {exc}") from None
+    if isinstance(modules, str):
+        modules = [modules]
+    if modules and str(config.rootpath) not in sys.path:
+        sys.path.insert(0, str(config.rootpath))
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise pytest.UsageError(f"[tool.edgeopt] models in {pyproject}: cannot import {name!r}: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("edgeopt_threads") < 1:
+        raise pytest.UsageError("--edgeopt-threads must be >= 1")
+    if config.getoption("edgeopt_limit") is not None and config.getoption("edgeopt_limit") < 1:
+        raise pytest.UsageError("--edgeopt-limit must be >= 1")
+    _import_user_models(config)
+
+
+def _cpu() -> dict:
+    info = {"model": platform.processor() or "unknown", "flags": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and info["model"] in ("unknown", platform.processor()):
+            info["model"] = value.strip()
+        if key.strip() == "flags":
+            flags = set(value.split())
+            wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                      "amx_bf16", "amx_int8", "f16c")
+            info["flags"] = [f for f in wanted if f in flags]
+            break
+    return info
+
+
+def runtime_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("torch", "torchvision", "onnx", "onnxruntime", "opencv-python-headless", "numpy", "onnxscript"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
+    cpu = _cpu()
+    machine_info["cpu_model"] = cpu["model"]
+    machine_info["isa_flags"] = cpu["flags"]
+    machine_info["runtimes"] = runtime_versions()
+    machine_info["edgeopt_threads"] = config.getoption("edgeopt_threads")

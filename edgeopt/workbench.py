@@ -1,0 +1,131 @@
+"""Everything one measurement needs, built once and remembered: weights, artifacts, data, outputs.
+
+The benchmark suite and the CLI share one :class:`Workbench` per run.  It composes the package's
+parts (registry -> recipe -> artifact -> runner -> metrics) and holds no policy: deciding what
+passes is the suite's job.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt import metrics
+from edgeopt.artifact import Artifact
+from edgeopt.backends import backends_for, runner_class
+from edgeopt.data import Split, batches, load_split
+from edgeopt.models import ModelSpec, Weights, get_model
+from edgeopt.progress import progress
+from edgeopt.recipes import build, get_variant
+
+REFERENCE = ("fp32", "torch")
+
+
+class Workbench:
+    def __init__(self, data_dir: str | Path | None = None, cache_root: Path | None = None, threads: int = 1,
+                 limit: int | None = None):
+        self.data_dir = data_dir
+        self.cache_root = cache_root
+        self.threads = threads
+        self.limit = limit
+        self._weights: dict[str, Weights] = {}
+        self._artifacts: dict[tuple[str, str], Artifact] = {}
+        self._splits: dict[tuple[str, str], Split] = {}
+        self._outputs: dict[tuple[str, str, str], np.ndarray] = {}
+        self._macs: dict[str, int] = {}
+        self._memory: dict[tuple[str, str, str], dict] = {}
+
+    # -- inputs ---------------------------------------------------------------------------
+    def spec(self, model: str) -> ModelSpec:
+        return get_model(model)
+
+    def weights(self, model: str) -> Weights:
+        if model not in self._weights:
+            self._weights[model] = self.spec(model).build()
+        return self._weights[model]
+
+    def artifact(self, model: str, variant: str) -> Artifact:
+        key = (model, variant)
+        if key not in self._artifacts:
+            self._artifacts[key] = build(self.spec(model), get_variant(variant), self.weights(model), self.cache_root)
+        return self._artifacts[key]
+
+    def split(self, model: str, split: str = "eval") -> Split:
+        spec = self.spec(model)
+        key = (spec.dataset.name, split)
+        if key not in self._splits:
+            self._splits[key] = load_split(spec.dataset, split, self.data_dir, self.cache_root)
+        return self._splits[key].head(self.limit)
+
+    def backends(self, model: str, variant: str) -> list[str]:
+        return backends_for(get_variant(variant).format)
+
+    # -- outputs --------------------------------------------------------------------------
+    def outputs(self, model: str, variant: str, backend: str) -> np.ndarray:
+        """Logits of the whole evaluation split (raises RunnerError if the runtime cannot run it)."""
+        key = (model, variant, backend)
+        if key not in self._outputs:
+            spec = self.spec(model)
+            images = self.split(model).images
+            artifact = self.artifact(model, variant)
+            chunks = []
+            with runner_class(backend)(artifact, threads=self.threads) as runner:
+                steps = range(0, len(images), spec.eval_batch)
+                for x in progress(batches(images, spec.mean, spec.std, spec.eval_batch),
+                                  desc=f"{model}-{variant}-{backend}", total=len(steps)):
+                    chunks.append(runner.run(x))
+            self._outputs[key] = np.concatenate(chunks)
+        return self._outputs[key]
+
+    def reference(self, model: str) -> np.ndarray:
+        return self.outputs(model, *REFERENCE)
+
+    def sample_input(self, model: str, batch: int = 1) -> np.ndarray:
+        """A real evaluation image (the first ones), normalised, for latency and memory runs."""
+        spec = self.spec(model)
+        return next(batches(self.split(model).images[:batch], spec.mean, spec.std, batch))
+
+    # -- measurements (plain dicts of metric -> value) ------------------------------------
+    def accuracy(self, model: str, variant: str, backend: str) -> dict:
+        labels = self.split(model).labels
+        top1 = metrics.top1(self.outputs(model, variant, backend), labels)
+        ref = metrics.top1(self.reference(model), labels)
+        return {"top1": top1, "reference_top1": ref, "top1_drop": round(100 * (ref - top1), 4),
+                "eval_images": int(len(labels))}
+
+    def agreement(self, model: str, variant: str, backend: str) -> dict:
+        ref, out = self.reference(model), self.outputs(model, variant, backend)
+        return {"top1_agreement": metrics.top1_agreement(ref, out), "max_abs_error": metrics.max_abs_error(ref, out),
+                "sqnr_db": metrics.sqnr_db(ref, out), "compared_images": int(len(ref))}
+
+    def size(self, model: str, variant: str) -> dict:
+        path = self.artifact(model, variant).path
+        ref_path = self.artifact(model, REFERENCE[0]).path
+        size, ref = metrics.size_bytes(path), metrics.size_bytes(ref_path)
+        packed, ref_packed = metrics.compressed_size_bytes(path), metrics.compressed_size_bytes(ref_path)
+        return {"size_bytes": size, "size_ratio": size / ref, "compressed_bytes": packed,
+                "compressed_ratio": packed / ref_packed}
+
+    def macs(self, model: str) -> int:
+        if model not in self._macs:
+            self._macs[model] = metrics.macs(self.weights(model).module, self.spec(model).input_size)
+        return self._macs[model]
+
+    def memory(self, model: str, variant: str, backend: str) -> dict:
+        from edgeopt.memory import peak_rss
+
+        key = (model, variant, backend)
+        if key not in self._memory:
+            shape = (1, *self.spec(model).input_size)
+            self._memory[key] = peak_rss(self.artifact(model, variant), backend, self.threads, shape)
+        return self._memory[key]
+
+    def known(self, model: str, variant: str, backend: str) -> dict:
+        """Every measurement of this case that is already available without running inference again."""
+        out = {"macs": self.macs(model), **self.size(model, variant)}
+        if (model, variant, backend) in self._outputs and (model, *REFERENCE) in self._outputs:
+            if self.weights(model).pretrained:
+                out.update(self.accuracy(model, variant, backend))
+            out.update(self.agreement(model, variant, backend))
+        out.update(self._memory.get((model, variant, backend), {}))
+        return out
