@@ -86,6 +86,11 @@ def register_model(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
     return spec
 
 
+def unregister_model(name: str) -> None:
+    """Remove a model from the registry (tests and notebooks that register temporary models)."""
+    _REGISTRY.pop(name, None)
+
+
 def _load_entry_points() -> None:
     global _ENTRY_POINTS_LOADED
     if _ENTRY_POINTS_LOADED:

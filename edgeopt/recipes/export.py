@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,14 @@ def example_input(spec, batch: int = 1) -> torch.Tensor:
     return torch.randn(batch, *spec.input_size, generator=torch.Generator().manual_seed(0))
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's first line, without terminal colour codes."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 @build_into.register
 def _(recipe: TorchFp32, model, spec, directory: Path) -> None:
     torch.save(model.state_dict(), directory / "model.pt")
@@ -79,7 +88,7 @@ def _(recipe: OnnxExport, model, spec, directory: Path) -> None:
                 torch.onnx.export(model, (x,), str(path), **kwargs)
     except Exception as exc:  # the exporter's own message is what the user needs
         raise RecipeError(f"ONNX export (dynamo={recipe.dynamo}, opset {recipe.opset}) of {spec.name} failed: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+                          f"{_root_cause(exc)}") from exc
     import onnx
 
     onnx.checker.check_model(str(path))

@@ -1,0 +1,66 @@
+import pytest
+
+from edgeopt.budgets import Budget, BudgetError, Budgets
+
+TOML = """
+[defaults]
+top1_drop_max = 0.5
+size_ratio_max = 1.02
+[variant.onnx_fp32]
+top1_drop_max = 0.1
+[model.m]
+top1_min = 0.8
+[model.m.variant.onnx_fp32]
+top1_drop_max = 0.05
+xfail = "runtime X cannot run it"
+backends = ["opencv"]
+"""
+
+
+@pytest.fixture
+def budgets(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text(TOML)
+    return Budgets.load(path)
+
+
+def test_layers_override_in_order(budgets):
+    assert budgets.for_("other", "fp32").limits == {"top1_drop_max": 0.5, "size_ratio_max": 1.02}
+    assert budgets.for_("other", "onnx_fp32").limits["top1_drop_max"] == 0.1
+    b = budgets.for_("m", "onnx_fp32", "onnxruntime")
+    assert b.limits == {"top1_drop_max": 0.05, "size_ratio_max": 1.02, "top1_min": 0.8}
+
+
+def test_xfail_applies_only_to_named_backends(budgets):
+    assert budgets.for_("m", "onnx_fp32", "opencv").xfail == "runtime X cannot run it"
+    assert budgets.for_("m", "onnx_fp32", "onnxruntime").xfail is None
+
+
+def test_check_lists_every_violation_with_the_measured_figure():
+    budget = Budget({"top1_drop_max": 0.1, "top1_min": 0.8, "sqnr_db_min": 40.0})
+    violations = budget.check({"top1_drop": 0.7, "top1": 0.75, "sqnr_db": 50.0})
+    assert violations == ["top1_drop = 0.7 pt breaks top1_drop_max = 0.1 pt", "top1 = 0.75 breaks top1_min = 0.8"]
+
+
+def test_check_ignores_metrics_the_measurement_lacks_and_fails_on_nan():
+    budget = Budget({"top1_min": 0.8, "sqnr_db_min": 40.0})
+    assert budget.check({"top1": 0.9}) == []
+    assert budget.check({"top1": float("nan")}) == ["top1 = nan breaks top1_min = 0.8"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("[defaults]\ntop1_dorp_max = 1\n", "unknown budget 'top1_dorp_max'"),
+    ("[defaults]\ntop1_min = 'high'\n", "must be a number"),
+    ("[default]\ntop1_min = 1\n", "unknown top-level"),
+    ("[defaults\n", "budgets.toml"),
+])
+def test_malformed_file_is_a_clear_error(tmp_path, bad, message):
+    path = tmp_path / "budgets.toml"
+    path.write_text(bad)
+    with pytest.raises(BudgetError, match=message):
+        Budgets.load(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(BudgetError, match="not found"):
+        Budgets.load(tmp_path / "nope.toml")

@@ -1,0 +1,35 @@
+import pytest
+
+from edgeopt import cache
+
+
+def test_entry_is_built_once(tmp_path):
+    calls = []
+
+    def build(tmp):
+        calls.append(tmp)
+        tmp.write_text("v1")
+
+    path = tmp_path / "entry.txt"
+    assert cache.get_or_create(path, build).read_text() == "v1"
+    assert cache.get_or_create(path, build).read_text() == "v1"
+    assert len(calls) == 1
+
+
+def test_failed_build_leaves_nothing_and_keeps_existing_entries(tmp_path):
+    good = tmp_path / "good"
+    cache.get_or_create(good, lambda tmp: tmp.mkdir())
+
+    def broken(tmp):
+        tmp.mkdir()
+        (tmp / "half.onnx").write_text("partial")
+        raise RuntimeError("exporter crashed")
+
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        cache.get_or_create(tmp_path / "bad", broken)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["good"]
+
+
+def test_digest_is_order_independent_and_content_sensitive():
+    assert cache.digest({"a": 1, "b": 2}) == cache.digest({"b": 2, "a": 1})
+    assert cache.digest({"a": 1}) != cache.digest({"a": 2})

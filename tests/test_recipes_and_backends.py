@@ -1,0 +1,106 @@
+"""Each variant of a tiny model is built, cached, and run on every backend that takes its format."""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgeopt import recipes
+from edgeopt.backends import BACKENDS, RunnerError, backends_for, runner_class
+from edgeopt.recipes import VARIANTS, build
+from edgeopt.recipes.base import RecipeError
+from edgeopt.recipes.export import OnnxExport
+
+X = np.random.default_rng(0).standard_normal((5, 3, 8, 8)).astype(np.float32)
+
+
+@pytest.fixture
+def reference(tiny_model):
+    module = tiny_model.build().module
+    with torch.no_grad():
+        return module(torch.from_numpy(X)).numpy()
+
+
+def test_every_format_has_a_backend():
+    assert {recipe.format for recipe in VARIANTS.values()} <= {f for b in BACKENDS for f in runner_class(b).formats}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_variant_runs_on_each_backend_like_the_reference(tiny_model, reference, variant):
+    artifact = build(tiny_model, VARIANTS[variant], tiny_model.build())
+    assert artifact.path.is_file() and artifact.size_bytes > 0
+    for backend in backends_for(artifact.format):
+        with runner_class(backend)(artifact, threads=1) as runner:
+            out = runner.run(X)
+        assert out.shape == (5, 3) and out.dtype == np.float32
+        np.testing.assert_allclose(out, reference, atol=1e-5, err_msg=f"{variant} on {backend}")
+
+
+def test_onnx_export_pins_opset_keeps_weights_inside_and_batch_dynamic(tiny_model):
+    artifact = build(tiny_model, OnnxExport(opset=18, dynamo=True), tiny_model.build())
+    model = onnx.load(str(artifact.path), load_external_data=False)
+    assert {o.domain: o.version for o in model.opset_import}[""] == 18
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    assert list(artifact.path.parent.glob("*.data")) == []
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic batch
+    assert artifact.meta["dynamo"] is True
+
+
+def test_second_build_is_a_cache_hit(tiny_model, monkeypatch):
+    weights = tiny_model.build()
+    first = build(tiny_model, VARIANTS["onnx_fp32"], weights)
+    monkeypatch.setattr(recipes, "build_into", lambda *a: pytest.fail("rebuilt a cached artifact"))
+    assert build(tiny_model, VARIANTS["onnx_fp32"], weights).path == first.path
+
+
+def test_cache_key_follows_weights_and_recipe(tiny_model):
+    weights = tiny_model.build()
+    a = build(tiny_model, OnnxExport(opset=18), weights)
+    assert build(tiny_model, OnnxExport(opset=17), weights).key != a.key
+    with torch.no_grad():
+        weights.module.fc.bias.add_(1.0)
+    assert build(tiny_model, OnnxExport(opset=18), weights).key != a.key
+
+
+def test_recipe_does_not_mutate_the_model(tiny_model):
+    weights = tiny_model.build()
+    before = {k: v.clone() for k, v in weights.module.state_dict().items()}
+    for recipe in VARIANTS.values():
+        build(tiny_model, recipe, weights)
+    after = weights.module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not weights.module.training
+
+
+def test_export_failure_is_one_readable_error(tiny_model):
+    class Unexportable(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.eigvals(x).real.flatten(1)  # no ONNX translation
+
+    from dataclasses import replace
+
+    spec = replace(tiny_model, name="bad_export", factory=Unexportable, load_weights=None)
+    with pytest.raises(RecipeError, match="ONNX export .* of bad_export failed"):
+        build(spec, VARIANTS["onnx_fp32"], spec.build())
+
+
+def test_runner_rejects_wrong_format_and_unreadable_files(tiny_model, tmp_path):
+    artifact = build(tiny_model, VARIANTS["fp32"], tiny_model.build())
+    with pytest.raises(RunnerError, match="runs onnx artifacts"):
+        runner_class("onnxruntime")(artifact)
+    from dataclasses import replace
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    bad = replace(artifact, format="onnx", path=broken, factory=None)
+    for backend in ("onnxruntime", "opencv"):
+        with pytest.raises(RunnerError, match=f"{backend} could not load broken.onnx"):
+            runner_class(backend)(bad).__enter__()
+
+
+def test_opencv_engines(tiny_model, reference):
+    artifact = build(tiny_model, VARIANTS["onnx_fp32"], tiny_model.build())
+    for engine in ("auto", "new", "classic"):
+        with runner_class("opencv")(artifact, engine=engine) as runner:
+            np.testing.assert_allclose(runner.run(X), reference, atol=1e-5, err_msg=engine)
+    with pytest.raises(ValueError, match="unknown OpenCV DNN engine"):
+        runner_class("opencv")(artifact, engine="turbo")

@@ -1,0 +1,97 @@
+"""A user brings a model and data without editing edgeopt, and runs the benchmark suite on them."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_image_folder
+
+REPO = Path(__file__).resolve().parent.parent
+
+USER_MODELS = '''
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgeopt.data import DatasetSpec
+from edgeopt.models import ModelSpec, load_state_dict, register_model
+
+HERE = Path(__file__).parent
+
+
+class UserNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def load(module):
+    module.load_state_dict(load_state_dict(HERE / "user_net.pt"))
+    return "user_net.pt"
+
+
+register_model(ModelSpec(
+    "user_net", UserNet, load, DatasetSpec("userdata", eval_dir="userdata/test", calib_dir="userdata/train", crop=8),
+    input_size=(3, 8, 8), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_classes=3, eval_batch=8))
+'''
+
+
+@pytest.fixture
+def user_project(pytester, tmp_path):
+    pytester.makepyprojecttoml('[tool.edgeopt]\nmodels = ["user_models"]\n')
+    pytester.makepyfile(user_models=USER_MODELS)
+    pytester.makeconftest('pytest_plugins = ["edgeopt.pytest_plugin"]\n')
+    shutil.copytree(REPO / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("baselines"))
+    # The user's own reviewed budgets: a 5 KB network carries relatively more graph overhead in ONNX.
+    (pytester.path / "benchmarks" / "budgets.toml").write_text(
+        "[defaults]\ntop1_drop_max = 0.1\ntop1_agreement_min = 1.0\nsqnr_db_min = 80.0\nsize_ratio_max = 2.5\n")
+    data = tmp_path / "userdata_root"
+    write_image_folder(data / "userdata" / "test", per_class=6, seed=3)
+    write_image_folder(data / "userdata" / "train", per_class=2, seed=4)
+    pytester.run("python", "-c", "import torch, user_models; torch.manual_seed(0); "
+                 "torch.save(user_models.UserNet().state_dict(), 'user_net.pt')")
+    return data
+
+
+def run_suite(pytester, *args):
+    return pytester.runpytest_subprocess("benchmarks", "--edgeopt-models", "user_net", "--benchmark-disable",
+                                         "-p", "no:cacheprovider", "-v", *args)
+
+
+def test_suite_runs_on_a_registered_user_model(pytester, user_project):
+    result = run_suite(pytester, "--edgeopt-data", str(user_project))
+    result.assert_outcomes(passed=18)
+    result.stdout.fnmatch_lines(["*test_accuracy.py::test_accuracy?user_net-onnx_fp32-opencv? PASSED*",
+                                 "*test_size.py::test_size?user_net-torchscript? PASSED*",
+                                 "*capability matrix*"])
+    assert "simple_cnn" not in result.stdout.str()
+
+
+def test_a_broken_budget_fails_with_every_violation_and_its_figure(pytester, user_project):
+    strict = pytester.path / "strict.toml"
+    strict.write_text("[defaults]\ntop1_min = 1.01\n[model.user_net.variant.onnx_fp32]\nsize_ratio_max = 0.5\n")
+    result = run_suite(pytester, "--edgeopt-data", str(user_project), "--edgeopt-budgets", str(strict),
+                       "-k", "accuracy or size")
+    result.assert_outcomes(passed=2, failed=5)
+    result.stdout.fnmatch_lines(["*user_net-onnx_fp32-onnxruntime over budget:*",
+                                 "*top1 = * breaks top1_min = 1.01*",
+                                 "*size_ratio = * breaks size_ratio_max = 0.5*"])
+
+
+def test_missing_data_skips_with_the_path_and_layout(pytester, user_project):
+    result = run_suite(pytester, "--edgeopt-data", str(pytester.path / "nowhere"), "-rs", "-k", "accuracy or size")
+    result.assert_outcomes(passed=3, skipped=4)
+    result.stdout.fnmatch_lines(["*data folder not found: *nowhere/userdata/test; expected an ImageFolder tree*"])
+
+
+def test_unknown_budget_key_is_a_usage_error(pytester, user_project):
+    bad = pytester.path / "bad.toml"
+    bad.write_text("[defaults]\ntop_1_min = 0.9\n")
+    result = run_suite(pytester, "--edgeopt-budgets", str(bad))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown budget 'top_1_min'*"])
