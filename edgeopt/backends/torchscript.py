@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import torch
 
-from edgeopt.backends.base import Runner, runtime_error
+from edgeopt.backends.torch_eager import TorchRunner
 
 
-class TorchScriptRunner(Runner):
+class TorchScriptRunner(TorchRunner):
+    """Runs like PyTorch eager; only loading differs."""
+
     name = "torchscript"
     formats = ("torchscript",)
 
@@ -18,14 +19,3 @@ class TorchScriptRunner(Runner):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
             self.module = torch.jit.load(str(self.artifact.path), map_location="cpu").eval()
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        try:
-            with torch.inference_mode():
-                return self.module(torch.from_numpy(batch)).float().numpy()
-        except Exception as exc:
-            raise runtime_error(self, exc) from exc
-
-    @staticmethod
-    def describe() -> dict:
-        return {"torch": torch.__version__}
