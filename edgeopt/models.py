@@ -165,24 +165,29 @@ def _mobilenet_v2() -> nn.Module:
 
 
 def _load_mobilenet_v2_imagenet(module: nn.Module) -> str:
-    """torchvision's IMAGENET1K_V1 weights from ``EDGEOPT_MOBILENET_V2_WEIGHTS`` or the torch hub cache.
+    """torchvision's IMAGENET1K_V1 weights, from ``EDGEOPT_MOBILENET_V2_WEIGHTS`` or the torch hub cache.
 
-    Nothing is downloaded: edge CI machines are offline, and the suite must not depend on a hub.
+    When the file is in the hub cache, torchvision's own loader reads it (hash checked, weights only).
+    Nothing is downloaded: edge CI machines are offline and the suite must not depend on a hub.
     """
     import os
 
     from torchvision.models import MobileNet_V2_Weights
 
-    url = MobileNet_V2_Weights.IMAGENET1K_V1.url
-    candidates = [os.environ.get("EDGEOPT_MOBILENET_V2_WEIGHTS", ""),
-                  str(Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name)]
-    for path in filter(None, candidates):
-        if Path(path).is_file():
-            module.load_state_dict(load_state_dict(path))
-            return path
-    raise WeightsUnavailable(
-        f"torchvision MobileNet_V2 IMAGENET1K_V1 weights not found (looked in {', '.join(filter(None, candidates))}); "
-        f"download {url} into the torch hub cache or set EDGEOPT_MOBILENET_V2_WEIGHTS")
+    weights = MobileNet_V2_Weights.IMAGENET1K_V1
+    user_path = os.environ.get("EDGEOPT_MOBILENET_V2_WEIGHTS", "")
+    if user_path:
+        if not Path(user_path).is_file():
+            raise WeightsUnavailable(f"EDGEOPT_MOBILENET_V2_WEIGHTS={user_path} is not a file")
+        module.load_state_dict(load_state_dict(user_path))
+        return user_path
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not cached.is_file():
+        raise WeightsUnavailable(
+            f"torchvision MobileNet_V2 IMAGENET1K_V1 weights not found at {cached}; "
+            f"download {weights.url} there or set EDGEOPT_MOBILENET_V2_WEIGHTS")
+    module.load_state_dict(weights.get_state_dict(progress=False, check_hash=True, weights_only=True))
+    return str(cached)
 
 
 def _register_builtins() -> None:

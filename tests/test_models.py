@@ -51,3 +51,27 @@ def test_unavailable_weights_fall_back_to_seeded_random_with_the_reason():
     a, b = spec.build(), spec.build()
     assert not a.pretrained and "cannot reach" in a.missing_reason
     assert torch.equal(a.module.fc.weight, b.module.fc.weight)  # seeded: agreement runs are reproducible
+
+
+def test_mobilenet_v2_imagenet_weights_load_from_the_hub_cache_when_present(tmp_path, monkeypatch):
+    """Offline here: simulate a user who has the file, by placing a state dict under torchvision's name."""
+    import torch
+    from torchvision.models import MobileNet_V2_Weights
+
+    spec = get_model("mobilenet_v2")
+    monkeypatch.delenv("EDGEOPT_MOBILENET_V2_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    missing = spec.build()
+    assert not missing.pretrained and str(tmp_path / "checkpoints") in missing.missing_reason
+
+    torch.manual_seed(1)
+    saved = spec.factory().state_dict()
+    path = tmp_path / "mine.pth"
+    torch.save(saved, path)
+    monkeypatch.setenv("EDGEOPT_MOBILENET_V2_WEIGHTS", str(path))
+    loaded = spec.build()
+    assert loaded.pretrained and loaded.source == str(path)
+    assert torch.equal(loaded.module.classifier[1].weight, saved["classifier.1.weight"])
+    monkeypatch.setenv("EDGEOPT_MOBILENET_V2_WEIGHTS", str(tmp_path / "typo.pth"))
+    assert "is not a file" in spec.build().missing_reason
+    assert MobileNet_V2_Weights.IMAGENET1K_V1.url.endswith(".pth")
