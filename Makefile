@@ -21,7 +21,7 @@ bench: $(VENV)/.installed
 	$(PY) -m pytest benchmarks/ --edgeopt-threads $(THREADS)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable -p no:randomly
+	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable
 
 # Gate: fail when a median is 25% slower than the baseline stored in benchmarks/baselines.
 compare: $(VENV)/.installed

@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     s.add_argument("variant")
     s.add_argument("backend")
     s.add_argument("--data", default=None, help="data root (default: $EDGEOPT_DATA or ../shared/data)")
-    s.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    s.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced images only")
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--warmup", type=int, default=10)
     s.add_argument("--rounds", type=int, default=50)

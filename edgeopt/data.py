@@ -66,10 +66,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def head(self, limit: int | None) -> "Split":
+    def subset(self, limit: int | None) -> "Split":
+        """``limit`` evenly spaced images (every class is represented in a class-sorted tree), or all."""
         if limit is None or limit >= len(self):
             return self
-        return Split(self.images[:limit], self.labels[:limit], self.classes, self.files[:limit])
+        idx = np.linspace(0, len(self) - 1, num=limit).round().astype(np.int64)
+        return Split(self.images[idx], self.labels[idx], self.classes, tuple(self.files[i] for i in idx))
 
 
 def default_data_dir() -> Path:

@@ -27,7 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgeopt-variants", default="*", metavar="GLOB[,GLOB]", help="variants to run")
     group.addoption("--edgeopt-backends", default="*", metavar="GLOB[,GLOB]", help="backends to run")
     group.addoption("--edgeopt-limit", type=int, default=None, metavar="N",
-                    help="evaluate only the first N images of each evaluation split (quick runs)")
+                    help="evaluate N evenly spaced images of each evaluation split (quick runs)")
     group.addoption("--edgeopt-budgets", default=None, metavar="TOML", help="budgets file (default: the suite's)")
 
 

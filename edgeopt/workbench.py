@@ -55,7 +55,7 @@ class Workbench:
         key = (spec.dataset.name, split)
         if key not in self._splits:
             self._splits[key] = load_split(spec.dataset, split, self.data_dir, self.cache_root)
-        return self._splits[key].head(self.limit)
+        return self._splits[key].subset(self.limit)
 
     def backends(self, model: str, variant: str) -> list[str]:
         return backends_for(get_variant(variant).format)
@@ -81,7 +81,7 @@ class Workbench:
         return self.outputs(model, *REFERENCE)
 
     def sample_input(self, model: str, batch: int = 1) -> np.ndarray:
-        """A real evaluation image (the first ones), normalised, for latency and memory runs."""
+        """Real evaluation images (the first of the split), normalised, for latency runs."""
         spec = self.spec(model)
         return next(batches(self.split(model).images[:batch], spec.mean, spec.std, batch))
 

@@ -75,3 +75,11 @@ def test_normalize_is_nchw_float32():
     x = normalize(np.full((2, 4, 4, 3), 255, np.uint8), (0.5, 0.5, 0.5), (0.5, 0.25, 0.5))
     assert x.shape == (2, 3, 4, 4) and x.dtype == np.float32
     assert x[0, :, 0, 0].tolist() == [1.0, 2.0, 1.0]
+
+
+def test_subset_is_evenly_spaced_across_classes(data_dir):
+    split = load_split(TINY_DATASET, "eval", data_dir)
+    small = split.subset(3)
+    assert list(small.labels) == [0, 1, 2]
+    assert small.files == ("cat/0000.png", "dog/0002.png", "frog/0004.png")
+    assert split.subset(None) is split and split.subset(100) is split
