@@ -147,9 +147,22 @@ class Bench:
             with runner_class(self.case.backend)(artifact, threads=self.wb.threads) as runner:
                 yield runner
 
-    def known(self) -> dict:
-        """The measurements already taken this session for this case (for benchmark.extra_info)."""
-        return self.wb.known(self.case.model, self.case.variant, self.case.backend)
+    def summary(self) -> dict:
+        """Every figure of this case for benchmark.extra_info (memoized: free when the other tests ran).
+
+        Accuracy is left out without trained weights, accuracy and agreement without data.
+        """
+        m, v, b = self.case.model, self.case.variant, self.case.backend
+        with reported_errors():
+            out = {"macs": self.wb.macs(m), **self.wb.size(m, v), **self.wb.memory(m, v, b)}
+            try:
+                if self.wb.weights(m).pretrained:
+                    out.update(self.wb.accuracy(m, v, b))
+                if not self.case.is_reference:
+                    out.update(self.wb.agreement(m, v, b))
+            except DataError:
+                pass
+        return out
 
     def assert_within_budget(self, measurement: dict) -> None:
         violations = self.budget.check(measurement)

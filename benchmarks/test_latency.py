@@ -10,5 +10,5 @@ def test_latency(bench, benchmark):
     x = bench.sample_input()
     with bench.runner() as runner:
         benchmark.group = bench.case.model
-        benchmark.extra_info.update(case=bench.case.id, threads=bench.wb.threads, **bench.known())
+        benchmark.extra_info.update(case=bench.case.id, threads=bench.wb.threads, **bench.summary())
         benchmark(runner.run, x)

@@ -119,13 +119,3 @@ class Workbench:
             shape = (1, *self.spec(model).input_size)
             self._memory[key] = peak_rss(self.artifact(model, variant), backend, self.threads, shape)
         return self._memory[key]
-
-    def known(self, model: str, variant: str, backend: str) -> dict:
-        """Every measurement of this case that is already available without running inference again."""
-        out = {"macs": self.macs(model), **self.size(model, variant)}
-        if (model, variant, backend) in self._outputs and (model, *REFERENCE) in self._outputs:
-            if self.weights(model).pretrained:
-                out.update(self.accuracy(model, variant, backend))
-            out.update(self.agreement(model, variant, backend))
-        out.update(self._memory.get((model, variant, backend), {}))
-        return out
