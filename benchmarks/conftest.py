@@ -77,11 +77,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     per_backend = metafunc.definition.get_closest_marker("per_variant") is None
     skip_reference = metafunc.definition.get_closest_marker("skip_reference") is not None
+    concern = metafunc.definition.originalname.removeprefix("test_")
     params = []
     for case in all_cases(config, per_backend):
         if skip_reference and case.is_reference:
             continue
-        budget = config.edgeopt_budgets.for_(case.model, case.variant, case.backend)
+        budget = config.edgeopt_budgets.for_(case.model, case.variant, case.backend, concern)
         marks = [pytest.mark.xfail(reason=budget.xfail, strict=True)] if budget.xfail else []
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
@@ -108,9 +109,9 @@ def reported_errors():
 class Bench:
     """One case's measurements and budget, as the test files use them."""
 
-    def __init__(self, case: Case, workbench: Workbench, budgets: Budgets):
+    def __init__(self, case: Case, workbench: Workbench, budgets: Budgets, concern: str):
         self.case, self.wb = case, workbench
-        self.budget = budgets.for_(case.model, case.variant, case.backend)
+        self.budget = budgets.for_(case.model, case.variant, case.backend, concern)
 
     def require_trained_weights(self) -> None:
         weights = self.wb.weights(self.case.model)
@@ -170,8 +171,9 @@ class Bench:
 
 
 @pytest.fixture
-def bench(case: Case, workbench: Workbench, pytestconfig: pytest.Config) -> Bench:
-    return Bench(case, workbench, pytestconfig.edgeopt_budgets)
+def bench(request: pytest.FixtureRequest, case: Case, workbench: Workbench) -> Bench:
+    concern = request.node.originalname.removeprefix("test_")
+    return Bench(case, workbench, request.config.edgeopt_budgets, concern)
 
 
 # -- capability matrix -------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Budgets: one reviewed TOML file, layered defaults -> variant -> model -> model-variant.
 
 Keys are ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field of a measurement
-(``top1_drop_max = 0.2``).  ``xfail`` at a layer marks a known failure with its reason; ``backends``
-limits an ``xfail`` to some backends.  Unknown metrics are an error at load time, so a typo cannot
-silently switch a budget off.
+(``top1_drop_max = 0.2``).  ``xfail = "reason"`` at a layer marks a known failure; ``backends``
+limits it to some backends and ``tests`` to some concerns (``accuracy``, ``agreement``, ``size``,
+``memory``, ``latency``).  A layer can hold several as ``[[...xfails]]`` entries.  Unknown metrics are
+an error at load time, so a typo cannot silently switch a budget off.
 
 Example::
 
@@ -29,7 +30,8 @@ METRICS = {
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
     "model_rss_mb": " MB",
 }
-_META_KEYS = {"xfail", "backends", "note"}
+_META_KEYS = {"xfail", "backends", "tests", "note", "xfails"}
+CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
 class BudgetError(ValueError):
@@ -97,6 +99,12 @@ class Budgets:
             layers.append((f"model.{m}", {k: v for k, v in t.items() if k != "variant"}))
             layers += [(f"model.{m}.variant.{v}", vt) for v, vt in t.get("variant", {}).items()]
         for where, layer in layers:
+            for entry in _xfail_entries(layer):
+                if not isinstance(entry.get("xfail"), str):
+                    raise BudgetError(f"{self.source} [{where}]: an xfail needs a reason string")
+                bad = set(entry.get("tests", [])) - set(CONCERNS)
+                if bad:
+                    raise BudgetError(f"{self.source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
             for key, value in layer.items():
                 if key in _META_KEYS:
                     continue
@@ -107,11 +115,21 @@ class Budgets:
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     raise BudgetError(f"{self.source} [{where}]: {key} must be a number, got {value!r}")
 
-    def for_(self, model: str, variant: str, backend: str | None = None) -> Budget:
+    def for_(self, model: str, variant: str, backend: str | None = None, test: str | None = None) -> Budget:
+        """The merged limits for a case, and the reason of the most specific xfail that covers it."""
         limits: dict[str, float] = {}
         xfail = None
         for _, layer in self._layers(model, variant):
             limits.update({k: float(v) for k, v in layer.items() if k not in _META_KEYS})
-            if "xfail" in layer and (backend is None or backend in layer.get("backends", [backend])):
-                xfail = layer["xfail"]
+            for entry in _xfail_entries(layer):
+                if (backend is None or backend in entry.get("backends", [backend])) and \
+                        (test is None or test in entry.get("tests", [test])):
+                    xfail = entry["xfail"]
         return Budget(limits, xfail)
+
+
+def _xfail_entries(layer: dict) -> list[dict]:
+    entries = list(layer.get("xfails", []))
+    if "xfail" in layer:
+        entries.append({k: layer[k] for k in ("xfail", "backends", "tests") if k in layer})
+    return entries

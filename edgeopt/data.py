@@ -135,12 +135,13 @@ def load_split(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None
     if not items:
         raise DataError(f"split {split!r} of {folder} is empty")
     key_src = json.dumps({
-        "folder": str(folder.resolve()), "split": split, "holdout": spec.holdout_every,
+        "folder": str(folder.resolve()),
         "resize": spec.resize, "crop": spec.crop,
         "files": [(f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns) for f, _ in items],
     })
     key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
-    path = (cache_dir or cache.cache_dir()) / "data" / f"{spec.name}-{split}-{key}.npz"
+    # Keyed by content, not split name: a calibration split that is the training tree shares its cache.
+    path = (cache_dir or cache.cache_dir()) / "data" / f"{spec.name}-{key}.npz"
     labels = np.array([c for _, c in items], dtype=np.int64)
     files = tuple(f for f, _ in items)
 

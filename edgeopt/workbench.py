@@ -47,7 +47,8 @@ class Workbench:
     def artifact(self, model: str, variant: str) -> Artifact:
         key = (model, variant)
         if key not in self._artifacts:
-            self._artifacts[key] = build(self.spec(model), get_variant(variant), self.weights(model), self.cache_root)
+            self._artifacts[key] = build(self.spec(model), get_variant(variant), self.weights(model), self.cache_root,
+                                         self.data_dir)
         return self._artifacts[key]
 
     def split(self, model: str, split: str = "eval") -> Split:

@@ -64,3 +64,29 @@ def test_malformed_file_is_a_clear_error(tmp_path, bad, message):
 def test_missing_file(tmp_path):
     with pytest.raises(BudgetError, match="not found"):
         Budgets.load(tmp_path / "nope.toml")
+
+
+def test_xfails_scoped_by_backend_and_test(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('''
+[variant.q]
+xfail = "OpenCV has no DynamicQuantizeLinear"
+backends = ["opencv"]
+[model.m.variant.q]
+[[model.m.variant.q.xfails]]
+xfail = "ConvInteger costs 7 pt on m"
+backends = ["onnxruntime"]
+tests = ["accuracy"]
+''')
+    b = Budgets.load(path)
+    assert b.for_("m", "q", "opencv", "latency").xfail == "OpenCV has no DynamicQuantizeLinear"
+    assert b.for_("m", "q", "onnxruntime", "accuracy").xfail == "ConvInteger costs 7 pt on m"
+    assert b.for_("m", "q", "onnxruntime", "size").xfail is None
+    assert b.for_("other", "q", "onnxruntime", "accuracy").xfail is None
+
+
+def test_xfail_with_unknown_test_is_refused(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('[variant.q]\nxfail = "x"\ntests = ["acuracy"]\n')
+    with pytest.raises(BudgetError, match="unknown tests"):
+        Budgets.load(path)

@@ -1,9 +1,10 @@
 """Recipes: frozen configs, each dispatched by type to one build function.
 
 ``build(spec, recipe, weights)`` returns an :class:`~edgeopt.artifact.Artifact`, cached on disk by
-a content hash of (model weights, recipe, library versions): a second run rebuilds nothing.  A build
-function receives its own copy of the model and writes its files into a fresh directory that is
-renamed into the cache only when complete.
+a content hash of (model weights, recipe, calibration images, library versions): a second run
+rebuilds nothing.  A build function receives its own copy of the model and a :class:`BuildContext`
+(for the artifact it starts from and for calibration images), and writes its files into a fresh
+directory that is renamed into the cache only when complete.
 """
 from __future__ import annotations
 
@@ -13,22 +14,37 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edgeopt import cache
 from edgeopt.artifact import Artifact, read_meta
+from edgeopt.data import load_split, normalize
 from edgeopt.models import ModelSpec, Weights
-from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace  # noqa: F401  (registers builders)
 from edgeopt.recipes.base import Recipe, build_into
+from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
+from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
+from edgeopt.recipes.pruning import PruneL1Unstructured
+from edgeopt.recipes.torch_quant import TorchDynamicInt8
 
 #: The variants every model is run as: name -> recipe.  Names are stable test ids.
 VARIANTS: dict[str, Recipe] = {
     "fp32": TorchFp32(),
     "torchscript": TorchScriptTrace(),
     "onnx_fp32": OnnxExport(opset=18, dynamo=True),
+    "onnx_fp16": OnnxFp16(),
+    "ort_int8_dynamic": OrtDynamicInt8(),
+    "ort_int8_dynamic_matmul": OrtDynamicInt8(name="ort_int8_dynamic_matmul", op_types=("MatMul", "Gemm")),
+    "ort_int8_static": OrtStaticInt8(),
+    "torch_int8_dynamic": TorchDynamicInt8(),
+    "prune_l1_30": PruneL1Unstructured(name="prune_l1_30", amount=0.3),
+    "prune_l1_50": PruneL1Unstructured(name="prune_l1_50", amount=0.5),
+    "prune_l1_70": PruneL1Unstructured(name="prune_l1_70", amount=0.7),
 }
+for _name, _recipe in VARIANTS.items():
+    assert _recipe.name == _name, f"variant {_name!r} has recipe named {_recipe.name!r}"
 
-_VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime")
+_VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common")
 
 
 def library_versions() -> dict[str, str]:
@@ -56,17 +72,47 @@ def get_variant(name: str) -> Recipe:
         raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
 
 
-def build(spec: ModelSpec, recipe: Recipe, weights: Weights, cache_root: Path | None = None) -> Artifact:
+class BuildContext:
+    """What a build function may ask for beyond its model: the artifact it starts from, calibration data."""
+
+    def __init__(self, spec: ModelSpec, weights: Weights, cache_root: Path | None, data_dir: str | Path | None):
+        self.spec, self.weights, self.cache_root, self.data_dir = spec, weights, cache_root, data_dir
+
+    def artifact(self, recipe: Recipe) -> Artifact:
+        """The (cached) artifact of another recipe on the same model, e.g. the ONNX export to quantize."""
+        return build(self.spec, recipe, self.weights, self.cache_root, self.data_dir)
+
+    def calibration_split(self, count: int):
+        return load_split(self.spec.dataset, "calib", self.data_dir, self.cache_root).subset(count)
+
+    def calibration_batches(self, count: int, batch_size: int = 32):
+        """``count`` evenly spaced calibration images (never the evaluation ones), normalised, in batches."""
+        images = self.calibration_split(count).images
+        for start in range(0, len(images), batch_size):
+            yield normalize(images[start:start + batch_size], self.spec.mean, self.spec.std)
+
+
+def _calibration_identity(ctx: BuildContext, recipe: Recipe) -> str | None:
+    count = getattr(recipe, "calibration_images", 0)
+    if not count:
+        return None
+    return cache.digest(ctx.calibration_split(count).files)
+
+
+def build(spec: ModelSpec, recipe: Recipe, weights: Weights, cache_root: Path | None = None,
+          data_dir: str | Path | None = None) -> Artifact:
     """Build (or fetch from the cache) the artifact of ``recipe`` applied to ``spec``'s model."""
+    ctx = BuildContext(spec, weights, cache_root, data_dir)
     key = cache.digest({
         "model": spec.name, "weights": weights_digest(weights.module), "input_size": spec.input_size,
         "recipe": type(recipe).__name__, "config": dataclasses.asdict(recipe), "versions": library_versions(),
+        "calibration": _calibration_identity(ctx, recipe), "normalization": (spec.mean, spec.std),
     })
     directory = (cache_root or cache.cache_dir()) / "artifacts" / f"{spec.name}-{recipe.name}-{key[:16]}"
 
     def create(tmp: Path) -> None:
         tmp.mkdir(parents=True)
-        build_into(recipe, copy.deepcopy(weights.module).eval(), spec, tmp)
+        build_into(recipe, copy.deepcopy(weights.module).eval(), ctx, tmp)
 
     cache.get_or_create(directory, create)
     meta = read_meta(directory)

@@ -9,9 +9,13 @@ from torch import nn
 
 
 class Recipe:
-    """Base of all recipe configs (frozen dataclasses).  ``name`` is the variant id in test ids."""
+    """Base of all recipe configs (frozen dataclasses).
 
-    name: ClassVar[str]
+    ``name`` is the variant id used in test ids (a dataclass field where one class serves several
+    variants); ``format`` is the artifact format the recipe produces.
+    """
+
+    name: str
     format: ClassVar[str]
 
 
@@ -20,8 +24,11 @@ class RecipeError(RuntimeError):
 
 
 @singledispatch
-def build_into(recipe: Recipe, model: nn.Module, spec, directory: Path) -> None:
+def build_into(recipe: Recipe, model: nn.Module, ctx, directory: Path) -> None:
     """Write the artifact of ``recipe`` applied to ``model`` (a private copy, in eval mode) into ``directory``.
+
+    ``ctx`` is the :class:`~edgeopt.recipes.BuildContext`: ``ctx.spec``, ``ctx.artifact(recipe)``,
+    ``ctx.calibration_batches(n)``.
 
     Each recipe family registers an implementation; it must write ``meta.json`` naming ``file``.
     """

@@ -18,7 +18,7 @@ from edgeopt.recipes.base import Recipe, RecipeError, build_into
 class TorchFp32(Recipe):
     """The reference: the model's FP32 state dict, run by PyTorch eager."""
 
-    name = "fp32"
+    name: str = "fp32"
     format = "torch"
 
 
@@ -26,7 +26,7 @@ class TorchFp32(Recipe):
 class TorchScriptTrace(Recipe):
     """``torch.jit.trace`` then ``torch.jit.freeze`` (TorchScript is deprecated upstream; kept in this one place)."""
 
-    name = "torchscript"
+    name: str = "torchscript"
     format = "torchscript"
     freeze: bool = True
 
@@ -35,7 +35,7 @@ class TorchScriptTrace(Recipe):
 class OnnxExport(Recipe):
     """ONNX export with a pinned exporter and opset, weights inside the file, dynamic batch dimension."""
 
-    name = "onnx_fp32"
+    name: str = "onnx_fp32"
     format = "onnx"
     opset: int = 18
     dynamo: bool = True
@@ -54,17 +54,17 @@ def _root_cause(exc: BaseException) -> str:
 
 
 @build_into.register
-def _(recipe: TorchFp32, model, spec, directory: Path) -> None:
+def _(recipe: TorchFp32, model, ctx, directory: Path) -> None:
     torch.save(model.state_dict(), directory / "model.pt")
     write_meta(directory, file="model.pt", format=recipe.format)
 
 
 @build_into.register
-def _(recipe: TorchScriptTrace, model, spec, directory: Path) -> None:
+def _(recipe: TorchScriptTrace, model, ctx, directory: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
         with torch.no_grad():
-            scripted = torch.jit.trace(model, example_input(spec, 2))
+            scripted = torch.jit.trace(model, example_input(ctx.spec, 2))
             if recipe.freeze:
                 scripted = torch.jit.freeze(scripted)
         torch.jit.save(scripted, str(directory / "model.torchscript.pt"))
@@ -72,7 +72,8 @@ def _(recipe: TorchScriptTrace, model, spec, directory: Path) -> None:
 
 
 @build_into.register
-def _(recipe: OnnxExport, model, spec, directory: Path) -> None:
+def _(recipe: OnnxExport, model, ctx, directory: Path) -> None:
+    spec = ctx.spec
     path = directory / "model.onnx"
     x = example_input(spec, 2)
     kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=recipe.opset,

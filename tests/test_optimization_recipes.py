@@ -1,0 +1,133 @@
+"""Structure of each optimization recipe's artifact on a tiny model, and that its runtime runs it."""
+import gzip
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from edgeopt import metrics
+from edgeopt.backends import runner_class
+from edgeopt.recipes import VARIANTS, BuildContext, _calibration_identity, build
+from edgeopt.recipes.base import RecipeError
+from edgeopt.recipes.onnx_quant import OrtStaticInt8, op_histogram
+from edgeopt.recipes.pruning import PruneL1Unstructured
+from tests.conftest import write_image_folder
+
+X = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
+
+
+@pytest.fixture
+def weights(tiny_model):
+    return tiny_model.build()
+
+
+@pytest.fixture
+def reference(weights):
+    with torch.no_grad():
+        return weights.module(torch.from_numpy(X)).numpy()
+
+
+def run(artifact, backend="onnxruntime"):
+    with runner_class(backend)(artifact) as runner:
+        return runner.run(X)
+
+
+def test_fp16_halves_weights_and_keeps_fp32_io(tiny_model, weights, reference, data_dir):
+    artifact = build(tiny_model, VARIANTS["onnx_fp16"], weights, data_dir=data_dir)
+    model = onnx.load(str(artifact.path))
+    float_types = {t.data_type for t in model.graph.initializer} & {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    assert float_types == {onnx.TensorProto.FLOAT16}
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert metrics.sqnr_db(reference, run(artifact)) > 40
+
+
+def test_dynamic_int8_default_makes_conv_integer_and_the_fallback_does_not(tiny_model, weights, reference, data_dir):
+    default = build(tiny_model, VARIANTS["ort_int8_dynamic"], weights, data_dir=data_dir)
+    fallback = build(tiny_model, VARIANTS["ort_int8_dynamic_matmul"], weights, data_dir=data_dir)
+    assert default.meta["ops"].get("ConvInteger", 0) >= 1
+    assert "ConvInteger" not in fallback.meta["ops"] and fallback.meta["ops"]["Conv"] == 1
+    assert fallback.meta["ops"].get("MatMulInteger", 0) >= 1
+    assert op_histogram(default.path) == default.meta["ops"]
+    for artifact in (default, fallback):
+        assert metrics.top1_agreement(reference, run(artifact)) >= 0.5
+        assert metrics.sqnr_db(reference, run(artifact)) > 10
+
+
+def test_static_int8_qdq_has_per_channel_weight_scales(tiny_model, weights, reference, data_dir):
+    artifact = build(tiny_model, VARIANTS["ort_int8_static"], weights, data_dir=data_dir)
+    model = onnx.load(str(artifact.path))
+    ops = op_histogram(artifact.path)
+    assert ops.get("QuantizeLinear", 0) >= 1 and ops.get("DequantizeLinear", 0) >= 2
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    conv_w_scales = [inits[n.input[1]] for n in model.graph.node
+                     if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+                     and inits[n.input[0]].ndim == 4]
+    assert conv_w_scales and conv_w_scales[0].shape == (4,)  # one scale per output channel of the conv
+    act_zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert all(z.dtype == np.uint8 for z in act_zero_points)  # U8S8: uint8 activations
+    assert metrics.sqnr_db(reference, run(artifact)) > 10
+    assert artifact.meta["calibration_images"] == VARIANTS["ort_int8_static"].calibration_images
+
+
+def test_static_int8_qoperator_and_per_tensor(tiny_model, weights, data_dir):
+    recipe = OrtStaticInt8(name="qop", quant_format="QOperator", per_channel=False, calibrate_method="Percentile")
+    artifact = build(tiny_model, recipe, weights, data_dir=data_dir)
+    assert op_histogram(artifact.path).get("QLinearConv", 0) == 1
+    run(artifact)
+
+
+def test_calibration_uses_training_images_only(tiny_model, weights, data_dir):
+    ctx = BuildContext(tiny_model, weights, None, data_dir)
+    recipe = VARIANTS["ort_int8_static"]
+    files = ctx.calibration_split(recipe.calibration_images).files
+    assert len(files) == 12  # the tiny train tree, never the 15 evaluation images
+    before = _calibration_identity(ctx, recipe)
+    write_image_folder(data_dir / "tiny" / "test", per_class=7, seed=9)  # evaluation tree changes
+    assert _calibration_identity(ctx, recipe) == before
+    write_image_folder(data_dir / "tiny" / "train", per_class=5, seed=9)  # calibration tree changes
+    assert _calibration_identity(ctx, recipe) != before
+
+
+def test_bad_quantization_option_is_a_recipe_error(tiny_model, weights, data_dir):
+    with pytest.raises(RecipeError, match="unknown QuantType 'QInt7'"):
+        build(tiny_model, OrtStaticInt8(name="bad", weight_type="QInt7"), weights, data_dir=data_dir)
+
+
+def test_torch_dynamic_int8_is_torchscript_with_quantized_linear(tiny_model, weights, reference, data_dir):
+    artifact = build(tiny_model, VARIANTS["torch_int8_dynamic"], weights, data_dir=data_dir)
+    assert artifact.format == "torchscript" and artifact.meta["quantized_modules"] == 1
+    assert "quantized" in str(torch.jit.load(str(artifact.path)).graph)
+    assert metrics.sqnr_db(reference, run(artifact, "torchscript")) > 20
+
+
+@pytest.mark.parametrize("amount", [0.3, 0.5, 0.7])
+def test_unstructured_pruning_zeroes_weights_but_keeps_the_raw_size(tiny_model, weights, data_dir, amount):
+    pruned = build(tiny_model, PruneL1Unstructured(name=f"p{amount}", amount=amount), weights, data_dir=data_dir)
+    dense = build(tiny_model, VARIANTS["fp32"], weights, data_dir=data_dir)
+    assert pruned.meta["sparsity"] == pytest.approx(amount, abs=0.05)
+    state = torch.load(pruned.path, weights_only=True)
+    assert float((state["conv.weight"] == 0).float().mean()) == pytest.approx(amount, abs=0.05)
+    assert abs(pruned.size_bytes - dense.size_bytes) < 64
+    run(pruned, "torch")
+
+
+def test_pruning_shrinks_the_compressed_file_of_a_real_sized_layer(tmp_path):
+    from edgeopt.recipes.pruning import sparsity
+
+    layer = torch.nn.Linear(256, 256)
+    dense_path, pruned_path = tmp_path / "dense.pt", tmp_path / "pruned.pt"
+    torch.save(layer.state_dict(), dense_path)
+    torch.nn.utils.prune.l1_unstructured(layer, "weight", amount=0.7)
+    torch.nn.utils.prune.remove(layer, "weight")
+    torch.save(layer.state_dict(), pruned_path)
+    assert sparsity(layer) == pytest.approx(0.7, abs=0.01)
+    assert metrics.compressed_size_bytes(pruned_path) < 0.6 * metrics.compressed_size_bytes(dense_path)
+    assert len(gzip.compress(dense_path.read_bytes())) == pytest.approx(metrics.compressed_size_bytes(dense_path), rel=0.05)
+
+
+def test_invalid_pruning_amount(tiny_model, weights, data_dir):
+    with pytest.raises(RecipeError, match="amount must be in"):
+        build(tiny_model, PruneL1Unstructured(name="p", amount=1.5), weights, data_dir=data_dir)
