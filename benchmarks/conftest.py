@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from edgeopt.backends import RunnerError, backends_for
+from edgeopt.backends import RunnerError, RunnerUnsupported, backends_for
 from edgeopt.budgets import BudgetError, Budgets
 from edgeopt.data import DataError
+from edgeopt.memory import MemoryProbeError
 from edgeopt.models import list_models
 from edgeopt.recipes import VARIANTS
 from edgeopt.recipes.base import RecipeError
@@ -97,12 +98,16 @@ def workbench(pytestconfig: pytest.Config) -> Workbench:
 
 @contextlib.contextmanager
 def reported_errors():
-    """Missing data -> skip with the reason; a runtime or recipe failure -> one readable failure line."""
+    """Missing data -> skip with the reason; an operator the runtime reports as not implemented -> xfail
+    with the runtime's message (a capability gap of that runtime version); any other runtime or recipe
+    failure -> one readable failure line."""
     try:
         yield
     except DataError as exc:
         pytest.skip(str(exc))
-    except (RunnerError, RecipeError) as exc:
+    except RunnerUnsupported as exc:
+        pytest.xfail(str(exc))
+    except (RunnerError, RecipeError, MemoryProbeError) as exc:
         pytest.fail(str(exc), pytrace=False)
 
 
@@ -176,6 +181,33 @@ def bench(request: pytest.FixtureRequest, case: Case, workbench: Workbench) -> B
     return Bench(case, workbench, request.config.edgeopt_budgets, concern)
 
 
+# -- latency table ------------------------------------------------------------------------------
+_LATENCY = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def latency_medians(pytestconfig: pytest.Config) -> dict:
+    """Case -> median seconds, filled by test_latency, printed at the end of the run."""
+    return pytestconfig.stash.setdefault(_LATENCY, {})
+
+
+def _fp32_on(backend: str) -> str:
+    return {"torch": "fp32", "torchscript": "torchscript"}.get(backend, "onnx_fp32")
+
+
+def _latency_table(terminalreporter, medians: dict) -> None:
+    by_key = {(c.model, c.variant, c.backend): t for c, t in medians.items()}
+    tr = terminalreporter
+    tr.section("edgeopt latency (batch 1, median) vs ONNX Runtime FP32 and PyTorch eager FP32")
+    tr.write_line(f"{'case':<52}{'median ms':>11}{'vs ort fp32':>13}{'vs eager':>10}  flag")
+    for (model, variant, backend), t in sorted(by_key.items()):
+        ort, eager = by_key.get((model, "onnx_fp32", "onnxruntime")), by_key.get((model, "fp32", "torch"))
+        same = by_key.get((model, _fp32_on(backend), backend))
+        flag = "SLOWER than FP32 on this runtime" if same is not None and t > same * 1.05 else ""
+        tr.write_line(f"{model + '-' + variant + '-' + backend:<52}{t * 1e3:>11.3f}"
+                      f"{(f'{ort / t:.2f}x' if ort else '-'):>13}{(f'{eager / t:.2f}x' if eager else '-'):>10}  {flag}")
+
+
 # -- capability matrix -------------------------------------------------------------------------
 _OUTCOMES: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
 
@@ -192,6 +224,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if config.stash.get(_LATENCY, None):
+        _latency_table(terminalreporter, config.stash[_LATENCY])
     if not _OUTCOMES:
         return
     rows = sorted({mv for mv, _ in _OUTCOMES})

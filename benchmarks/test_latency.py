@@ -2,13 +2,17 @@
 
 Warm-up and round counts come from pytest.ini (``--benchmark-warmup``, ``--benchmark-min-rounds``,
 ``--benchmark-max-time``) so that every case is timed the same way.  Compare against the baseline
-stored in the repository with ``pytest benchmarks/ --benchmark-compare``.
+stored in the repository with ``pytest benchmarks/ --benchmark-compare``.  The end of the run prints
+every median with its speed-up over ONNX Runtime FP32 and PyTorch eager FP32, and flags a variant
+that is slower than the FP32 artifact on the same runtime.
 """
 
 
-def test_latency(bench, benchmark):
+def test_latency(bench, benchmark, latency_medians):
     x = bench.sample_input()
     with bench.runner() as runner:
         benchmark.group = bench.case.model
         benchmark.extra_info.update(case=bench.case.id, threads=bench.wb.threads, **bench.summary())
         benchmark(runner.run, x)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        latency_medians[bench.case] = benchmark.stats.stats.median

@@ -28,7 +28,7 @@ from pathlib import Path
 METRICS = {
     "top1": "", "top1_drop": " pt", "top1_agreement": "", "max_abs_error": "", "sqnr_db": " dB",
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
-    "model_rss_mb": " MB",
+    "model_rss_mb": " MB", "sparsity": "",
 }
 _META_KEYS = {"xfail", "backends", "tests", "note", "xfails"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")

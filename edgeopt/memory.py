@@ -71,6 +71,10 @@ def peak_rss(artifact: Artifact, backend: str, threads: int, input_shape: tuple[
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise MemoryProbeError(f"memory probe for {artifact.id} on {backend} died "
                                f"(exit {proc.returncode}): {tail[0]}") from None
+    if "unsupported" in result:
+        from edgeopt.backends import RunnerUnsupported
+
+        raise RunnerUnsupported(result["unsupported"])
     if "error" in result:
         raise MemoryProbeError(f"memory probe for {artifact.id} on {backend} failed: {result['error']}")
     return result
@@ -94,7 +98,11 @@ def _probe(request: dict) -> dict:
 
 
 if __name__ == "__main__":
+    from edgeopt.backends import RunnerUnsupported
+
     try:
         print(json.dumps(_probe(json.loads(sys.argv[1]))))
+    except RunnerUnsupported as exc:
+        print(json.dumps({"unsupported": str(exc)}))
     except Exception as exc:  # reported to the parent as data, never as a traceback
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))

@@ -104,8 +104,12 @@ class Workbench:
         ref_path = self.artifact(model, REFERENCE[0]).path
         size, ref = metrics.size_bytes(path), metrics.size_bytes(ref_path)
         packed, ref_packed = metrics.compressed_size_bytes(path), metrics.compressed_size_bytes(ref_path)
-        return {"size_bytes": size, "size_ratio": size / ref, "compressed_bytes": packed,
-                "compressed_ratio": packed / ref_packed}
+        out = {"size_bytes": size, "size_ratio": size / ref, "compressed_bytes": packed,
+               "compressed_ratio": packed / ref_packed}
+        meta = self.artifact(model, variant).meta
+        if "sparsity" in meta:
+            out["sparsity"] = meta["sparsity"]
+        return out
 
     def macs(self, model: str) -> int:
         if model not in self._macs:

@@ -24,7 +24,10 @@ def test_every_format_has_a_backend():
     assert {recipe.format for recipe in VARIANTS.values()} <= {f for b in BACKENDS for f in runner_class(b).formats}
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+LOSSLESS = ["fp32", "torchscript", "onnx_fp32"]
+
+
+@pytest.mark.parametrize("variant", LOSSLESS)
 def test_variant_runs_on_each_backend_like_the_reference(tiny_model, reference, variant):
     artifact = build(tiny_model, VARIANTS[variant], tiny_model.build())
     assert artifact.path.is_file() and artifact.size_bytes > 0
@@ -64,8 +67,8 @@ def test_cache_key_follows_weights_and_recipe(tiny_model):
 def test_recipe_does_not_mutate_the_model(tiny_model):
     weights = tiny_model.build()
     before = {k: v.clone() for k, v in weights.module.state_dict().items()}
-    for recipe in VARIANTS.values():
-        build(tiny_model, recipe, weights)
+    for name in LOSSLESS + ["prune_l1_50", "torch_int8_dynamic"]:
+        build(tiny_model, VARIANTS[name], weights)
     after = weights.module.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not weights.module.training
@@ -104,3 +107,28 @@ def test_opencv_engines(tiny_model, reference):
             np.testing.assert_allclose(runner.run(X), reference, atol=1e-5, err_msg=engine)
     with pytest.raises(ValueError, match="unknown OpenCV DNN engine"):
         runner_class("opencv")(artifact, engine="turbo")
+
+
+def test_an_operator_the_runtime_does_not_implement_is_reported_as_unsupported(tmp_path):
+    from onnx import TensorProto, helper
+
+    from edgeopt.artifact import Artifact
+    from edgeopt.backends import RunnerUnsupported
+
+    node = helper.make_node("Acos", ["x"], ["y"])  # valid ONNX; ORT's CPU provider has no float64 kernel
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    path = tmp_path / "acos.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(RunnerUnsupported, match="NOT_IMPLEMENTED.*Acos"):
+        runner_class("onnxruntime")(Artifact("m", "v", "onnx", path, "", None)).__enter__()
+
+
+def test_opencv_classic_is_its_own_backend(tiny_model, reference):
+    artifact = build(tiny_model, VARIANTS["onnx_fp32"], tiny_model.build())
+    assert {"opencv", "opencv_classic"} <= set(backends_for("onnx"))
+    with runner_class("opencv_classic")(artifact) as runner:
+        assert runner.engine == "classic"
+        np.testing.assert_allclose(runner.run(X), reference, atol=1e-5)

@@ -60,6 +60,7 @@ def user_project(pytester, tmp_path):
 
 def run_suite(pytester, *args):
     return pytester.runpytest_subprocess("benchmarks", "--edgeopt-models", "user_net", "--benchmark-disable",
+                                         "--edgeopt-variants", "fp32,torchscript,onnx_fp32",
                                          "-p", "no:cacheprovider", "-v", *args)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from edgeopt.backends.base import Runner, RunnerError  # noqa: F401
+from edgeopt.backends.base import Runner, RunnerError, RunnerUnsupported  # noqa: F401
 
 # backend name -> (module, class); the module imports its runtime lazily.
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -11,6 +11,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "torchscript": ("edgeopt.backends.torchscript", "TorchScriptRunner"),
     "onnxruntime": ("edgeopt.backends.onnxruntime", "OnnxRuntimeRunner"),
     "opencv": ("edgeopt.backends.opencv", "OpenCVRunner"),
+    "opencv_classic": ("edgeopt.backends.opencv", "OpenCVClassicRunner"),
 }
 
 

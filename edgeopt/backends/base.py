@@ -16,6 +16,11 @@ class RunnerError(RuntimeError):
     """The runtime could not load or run an artifact; the message is the runtime's reason."""
 
 
+class RunnerUnsupported(RunnerError):
+    """The runtime itself reports that it does not implement something the artifact uses (a capability
+    gap of this runtime version, e.g. ConvInteger on older ONNX Runtime CPU builds), not a defect."""
+
+
 class Runner:
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]

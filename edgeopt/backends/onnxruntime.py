@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeopt.backends.base import Runner, runtime_error
+from edgeopt.backends.base import Runner, RunnerUnsupported, runtime_error
 
 
 class OnnxRuntimeRunner(Runner):
@@ -19,7 +19,12 @@ class OnnxRuntimeRunner(Runner):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.artifact.path), opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(self.artifact.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            if "NOT_IMPLEMENTED" in str(exc):  # e.g. "Could not find an implementation for ConvInteger(10)"
+                raise RunnerUnsupported(f"onnxruntime {ort.__version__} CPU: {str(exc).strip()}") from exc
+            raise
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from edgeopt.recipes.base import Recipe, build_into
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
 from edgeopt.recipes.pruning import PruneL1Unstructured
+from edgeopt.recipes.torch_lowp import TorchHalf
 from edgeopt.recipes.torch_quant import TorchDynamicInt8
 
 #: The variants every model is run as: name -> recipe.  Names are stable test ids.
@@ -36,6 +37,7 @@ VARIANTS: dict[str, Recipe] = {
     "ort_int8_dynamic": OrtDynamicInt8(),
     "ort_int8_dynamic_matmul": OrtDynamicInt8(name="ort_int8_dynamic_matmul", op_types=("MatMul", "Gemm")),
     "ort_int8_static": OrtStaticInt8(),
+    "torch_bf16": TorchHalf(),
     "torch_int8_dynamic": TorchDynamicInt8(),
     "prune_l1_30": PruneL1Unstructured(name="prune_l1_30", amount=0.3),
     "prune_l1_50": PruneL1Unstructured(name="prune_l1_50", amount=0.5),
