@@ -20,8 +20,9 @@ setup: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pytest benchmarks/ --edgeopt-threads $(THREADS)
 
+# Two workers, each model's cases on one worker (they share its reference outputs and artifacts).
 test: $(VENV)/.installed
-	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable
+	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable -n 2 --dist loadgroup
 
 # Gate: fail when a median is 25% slower than the baseline stored in benchmarks/baselines.
 compare: $(VENV)/.installed

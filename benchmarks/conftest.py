@@ -50,6 +50,7 @@ def _matches(name: str, patterns: str) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "per_variant: parametrize over model x variant only (backend-independent)")
     config.addinivalue_line("markers", "skip_reference: do not collect the FP32 PyTorch reference case")
+    config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker under --dist loadgroup")
     path = config.getoption("edgeopt_budgets") or BUDGETS_FILE
     try:
         config.edgeopt_budgets = Budgets.load(path)
@@ -84,9 +85,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if skip_reference and case.is_reference:
             continue
         budget = config.edgeopt_budgets.for_(case.model, case.variant, case.backend, concern)
-        marks = [pytest.mark.xfail(reason=budget.xfail, strict=True)] if budget.xfail else []
+        # One model's cases share its reference outputs: keep them on one worker under `-n N --dist loadgroup`.
+        marks = [pytest.mark.xdist_group(case.model)]
+        if budget.xfail:
+            marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Latency last: its extra_info then carries the accuracy, agreement and memory figures of the run."""
+    items.sort(key=lambda item: item.path.name == "test_latency.py")
 
 
 @pytest.fixture(scope="session")
@@ -154,21 +163,11 @@ class Bench:
                 yield runner
 
     def summary(self) -> dict:
-        """Every figure of this case for benchmark.extra_info (memoized: free when the other tests ran).
-
-        Accuracy is left out without trained weights, accuracy and agreement without data.
-        """
+        """This case's figures for benchmark.extra_info: size and MACs, plus every figure the other tests
+        of this run measured (they run before the latency tests; see pytest_collection_modifyitems)."""
         m, v, b = self.case.model, self.case.variant, self.case.backend
         with reported_errors():
-            out = {"macs": self.wb.macs(m), **self.wb.size(m, v), **self.wb.memory(m, v, b)}
-            try:
-                if self.wb.weights(m).pretrained:
-                    out.update(self.wb.accuracy(m, v, b))
-                if not self.case.is_reference:
-                    out.update(self.wb.agreement(m, v, b))
-            except DataError:
-                pass
-        return out
+            return {"macs": self.wb.macs(m), **self.wb.size(m, v), **self.wb.measured(m, v, b)}
 
     def assert_within_budget(self, measurement: dict) -> None:
         violations = self.budget.check(measurement)

@@ -124,3 +124,14 @@ class Workbench:
             shape = (1, *self.spec(model).input_size)
             self._memory[key] = peak_rss(self.artifact(model, variant), backend, self.threads, shape)
         return self._memory[key]
+
+    def measured(self, model: str, variant: str, backend: str) -> dict:
+        """The accuracy, agreement and memory figures of this case that were already measured (no new runs)."""
+        out: dict = {}
+        have = self._outputs.keys()
+        if (model, variant, backend) in have and (model, *REFERENCE) in have:
+            if self.weights(model).pretrained:
+                out.update(self.accuracy(model, variant, backend))
+            out.update(self.agreement(model, variant, backend))
+        out.update(self._memory.get((model, variant, backend), {}))
+        return out
