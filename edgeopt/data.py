@@ -19,9 +19,10 @@ from edgeopt import cache
 from edgeopt.progress import progress
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# ``../shared/data`` seen from the repository (or from the working directory when installed elsewhere).
-DEFAULT_DATA_DIRS = (Path(__file__).resolve().parent.parent.parent / "shared" / "data",
-                     Path("..") / "shared" / "data")
+_REPO = Path(__file__).resolve().parent.parent
+# ``../shared/data`` seen from the repository (then from its further ancestors, for a clone nested one
+# level deeper, then from the working directory when edgeopt is installed elsewhere).
+DEFAULT_DATA_DIRS = tuple(p / "shared" / "data" for p in _REPO.parents) + (Path("..") / "shared" / "data",)
 
 
 class DataError(RuntimeError):

@@ -1,5 +1,6 @@
 """A user brings a model and data without editing edgeopt, and runs the benchmark suite on them."""
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def user_project(pytester, tmp_path):
     data = tmp_path / "userdata_root"
     write_image_folder(data / "userdata" / "test", per_class=6, seed=3)
     write_image_folder(data / "userdata" / "train", per_class=2, seed=4)
-    pytester.run("python", "-c", "import torch, user_models; torch.manual_seed(0); "
+    pytester.run(sys.executable, "-c", "import torch, user_models; torch.manual_seed(0); "
                  "torch.save(user_models.UserNet().state_dict(), 'user_net.pt')")
     return data
 
@@ -66,7 +67,7 @@ def run_suite(pytester, *args):
 
 def test_suite_runs_on_a_registered_user_model(pytester, user_project):
     result = run_suite(pytester, "--edgeopt-data", str(user_project))
-    result.assert_outcomes(passed=18)
+    result.assert_outcomes(passed=22)  # 5 backend cases x 4 concerns + 3 sizes - 1 reference agreement
     result.stdout.fnmatch_lines(["*test_accuracy.py::test_accuracy?user_net-onnx_fp32-opencv? PASSED*",
                                  "*test_size.py::test_size?user_net-torchscript? PASSED*",
                                  "*capability matrix*"])
@@ -78,7 +79,7 @@ def test_a_broken_budget_fails_with_every_violation_and_its_figure(pytester, use
     strict.write_text("[defaults]\ntop1_min = 1.01\n[model.user_net.variant.onnx_fp32]\nsize_ratio_max = 0.5\n")
     result = run_suite(pytester, "--edgeopt-data", str(user_project), "--edgeopt-budgets", str(strict),
                        "-k", "accuracy or size")
-    result.assert_outcomes(passed=2, failed=5)
+    result.assert_outcomes(passed=2, failed=6)
     result.stdout.fnmatch_lines(["*user_net-onnx_fp32-onnxruntime over budget:*",
                                  "*top1 = * breaks top1_min = 1.01*",
                                  "*size_ratio = * breaks size_ratio_max = 0.5*"])
@@ -86,7 +87,7 @@ def test_a_broken_budget_fails_with_every_violation_and_its_figure(pytester, use
 
 def test_missing_data_skips_with_the_path_and_layout(pytester, user_project):
     result = run_suite(pytester, "--edgeopt-data", str(pytester.path / "nowhere"), "-rs", "-k", "accuracy or size")
-    result.assert_outcomes(passed=3, skipped=4)
+    result.assert_outcomes(passed=3, skipped=5)
     result.stdout.fnmatch_lines(["*data folder not found: *nowhere/userdata/test; expected an ImageFolder tree*"])
 
 
