@@ -131,3 +131,25 @@ def test_pruning_shrinks_the_compressed_file_of_a_real_sized_layer(tmp_path):
 def test_invalid_pruning_amount(tiny_model, weights, data_dir):
     with pytest.raises(RecipeError, match="amount must be in"):
         build(tiny_model, PruneL1Unstructured(name="p", amount=1.5), weights, data_dir=data_dir)
+
+
+def test_only_format_conversions_claim_to_be_lossless():
+    assert {name for name, recipe in VARIANTS.items() if recipe.lossless} == {"fp32", "torchscript", "onnx_fp32"}
+
+
+def test_dynamo_export_needs_its_value_info_dropped_before_quantize_dynamic(tiny_model, weights, tmp_path):
+    """The reason OrtDynamicInt8 clears value_info: ORT's quantizer chokes on the dynamo exporter's entries."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    from edgeopt.recipes.onnx_quant import _load_without_value_info
+
+    exported = build(tiny_model, VARIANTS["onnx_fp32"], weights).path
+    raw = onnx.load(str(exported))
+    if not raw.graph.value_info:
+        pytest.skip("this exporter version writes no value_info")
+    try:
+        quantize_dynamic(raw, str(tmp_path / "raw.onnx"))
+    except Exception as exc:  # onnx.shape_inference.InferenceError on torch 2.14 / ORT 1.31
+        assert "ShapeInferenceError" in str(exc)
+    quantize_dynamic(_load_without_value_info(exported), str(tmp_path / "clean.onnx"))
+    assert (tmp_path / "clean.onnx").stat().st_size > 0

@@ -17,6 +17,9 @@ class Recipe:
 
     name: str
     format: ClassVar[str]
+    #: True when the artifact computes what the model computes (format conversions); False when it
+    #: approximates it (quantization, reduced precision, pruning).
+    lossless: ClassVar[bool] = False
 
 
 class RecipeError(RuntimeError):

@@ -20,6 +20,7 @@ class TorchFp32(Recipe):
 
     name: str = "fp32"
     format = "torch"
+    lossless = True
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class TorchScriptTrace(Recipe):
 
     name: str = "torchscript"
     format = "torchscript"
+    lossless = True
     freeze: bool = True
 
 
@@ -37,6 +39,7 @@ class OnnxExport(Recipe):
 
     name: str = "onnx_fp32"
     format = "onnx"
+    lossless = True
     opset: int = 18
     dynamo: bool = True
 
