@@ -133,6 +133,28 @@ def _(recipe: OrtDynamicInt8, model, ctx, directory: Path) -> None:
     write_meta(directory, file="model.onnx", format=recipe.format, base=base.key, ops=op_histogram(path))
 
 
+def _pre_process(path: Path, model_name: str) -> str:
+    """ORT's ``quant_pre_process`` in place; returns what ran.
+
+    Its symbolic shape inference fails on some graphs (a TypeError on the Reshape after the
+    ResNet's AdaptiveMaxPool, ORT 1.31); ONNX shape inference and the graph optimization then still run.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with _quiet():
+            quant_pre_process(str(path), str(path))
+        return "full"
+    except Exception as first:
+        try:
+            with _quiet():
+                quant_pre_process(str(path), str(path), skip_symbolic_shape=True)
+        except Exception as exc:
+            raise RecipeError(f"quant_pre_process failed on {model_name}: {type(exc).__name__}: {exc} "
+                              f"(with symbolic shape inference: {type(first).__name__}: {first})") from exc
+        return "no symbolic shape inference"
+
+
 def _calibration_reader(ctx, input_name: str, count: int):
     from onnxruntime.quantization import CalibrationDataReader
 
@@ -151,14 +173,13 @@ def _calibration_reader(ctx, input_name: str, count: int):
 def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     base = ctx.artifact(recipe.base)
     source = directory / "preprocessed.onnx"
     onnx.save(_load_without_value_info(base.path), str(source))
+    preprocessing = "none"
     if recipe.preprocess:
-        with _quiet():
-            quant_pre_process(str(source), str(source))
+        preprocessing = _pre_process(source, ctx.spec.name)
     input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
     path = directory / "model.onnx"
     try:
@@ -175,4 +196,4 @@ def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
     finally:
         source.unlink(missing_ok=True)
     write_meta(directory, file="model.onnx", format=recipe.format, base=base.key, ops=op_histogram(path),
-               calibration_images=recipe.calibration_images)
+               calibration_images=recipe.calibration_images, preprocessing=preprocessing)
