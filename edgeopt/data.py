@@ -71,8 +71,15 @@ class Split:
         """``limit`` evenly spaced images (every class is represented in a class-sorted tree), or all."""
         if limit is None or limit >= len(self):
             return self
-        idx = np.linspace(0, len(self) - 1, num=limit).round().astype(np.int64)
+        idx = subset_indices(len(self), limit)
         return Split(self.images[idx], self.labels[idx], self.classes, tuple(self.files[i] for i in idx))
+
+
+def subset_indices(total: int, limit: int | None) -> np.ndarray:
+    """Indices of ``limit`` evenly spaced items out of ``total`` (all of them when ``limit`` is None or larger)."""
+    if limit is None or limit >= total:
+        return np.arange(total)
+    return np.linspace(0, total - 1, num=limit).round().astype(np.int64)
 
 
 def default_data_dir() -> Path:
@@ -126,15 +133,27 @@ def _select(items, split: str, spec: DatasetSpec):
     return [it for i, it in enumerate(items) if i % spec.holdout_every != 0]
 
 
-def load_split(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None = None,
-               cache_dir: Path | None = None) -> Split:
-    """Decoded images of one split, from the on-disk cache when the tree has not changed."""
+def _split_items(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None):
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = spec.split_dir(split, data_dir)
     items, classes = scan_image_folder(folder)
     items = _select(items, split, spec)
     if not items:
         raise DataError(f"split {split!r} of {folder} is empty")
+    return folder, items, classes
+
+
+def split_files(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None = None,
+                limit: int | None = None) -> tuple[str, ...]:
+    """The files :func:`load_split` (then ``.subset(limit)``) would return, without loading any image."""
+    _, items, _ = _split_items(spec, split, data_dir)
+    return tuple(items[i][0] for i in subset_indices(len(items), limit))
+
+
+def load_split(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None = None,
+               cache_dir: Path | None = None) -> Split:
+    """Decoded images of one split, from the on-disk cache when the tree has not changed."""
+    folder, items, classes = _split_items(spec, split, data_dir)
     key_src = json.dumps({
         "folder": str(folder.resolve()),
         "resize": spec.resize, "crop": spec.crop,

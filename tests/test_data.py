@@ -83,3 +83,11 @@ def test_subset_is_evenly_spaced_across_classes(data_dir):
     assert list(small.labels) == [0, 1, 2]
     assert small.files == ("cat/0000.png", "dog/0002.png", "frog/0004.png")
     assert split.subset(None) is split and split.subset(100) is split
+
+
+def test_split_files_matches_load_split_without_decoding(data_dir, monkeypatch):
+    from edgeopt.data import split_files
+
+    expected = load_split(TINY_DATASET, "calib", data_dir).subset(5).files
+    monkeypatch.setattr(data, "_decode", lambda *a: pytest.fail("decoded"))
+    assert split_files(TINY_DATASET, "calib", data_dir, 5) == expected

@@ -19,7 +19,7 @@ import torch
 
 from edgeopt import cache
 from edgeopt.artifact import Artifact, read_meta
-from edgeopt.data import load_split, normalize
+from edgeopt.data import load_split, normalize, split_files
 from edgeopt.models import ModelSpec, Weights
 from edgeopt.recipes.base import Recipe, build_into
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
@@ -98,7 +98,8 @@ def _calibration_identity(ctx: BuildContext, recipe: Recipe) -> str | None:
     count = getattr(recipe, "calibration_images", 0)
     if not count:
         return None
-    return cache.digest(ctx.calibration_split(count).files)
+    # From the file listing only: a cache hit must not load the decoded calibration images.
+    return cache.digest(split_files(ctx.spec.dataset, "calib", ctx.data_dir, count))
 
 
 def build(spec: ModelSpec, recipe: Recipe, weights: Weights, cache_root: Path | None = None,
