@@ -20,7 +20,7 @@ from edgeopt.backends import RunnerError, RunnerUnsupported, backends_for
 from edgeopt.budgets import BudgetError, Budgets
 from edgeopt.data import DataError
 from edgeopt.memory import MemoryProbeError
-from edgeopt.models import list_models
+from edgeopt.models import get_model, list_models
 from edgeopt.recipes import VARIANTS
 from edgeopt.recipes.base import RecipeError
 from edgeopt.workbench import REFERENCE, Workbench
@@ -87,6 +87,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         budget = config.edgeopt_budgets.for_(case.model, case.variant, case.backend, concern)
         # One model's cases share its reference outputs: keep them on one worker under `-n N --dist loadgroup`.
         marks = [pytest.mark.xdist_group(case.model)]
+        if reason := VARIANTS[case.variant].unsupported_reason(get_model(case.model)):
+            marks.append(pytest.mark.skip(reason=reason))
         if budget.xfail:
             marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
         params.append(pytest.param(case, id=case.id, marks=marks))
@@ -151,7 +153,7 @@ class Bench:
 
     def size(self) -> dict:
         with reported_errors():
-            return {**self.wb.size(self.case.model, self.case.variant), "macs": self.wb.macs(self.case.model)}
+            return self.wb.size(self.case.model, self.case.variant)
 
     def memory(self) -> dict:
         with reported_errors():
@@ -175,7 +177,7 @@ class Bench:
         of this run measured (they run before the latency tests; see pytest_collection_modifyitems)."""
         m, v, b = self.case.model, self.case.variant, self.case.backend
         with reported_errors():
-            return {"macs": self.wb.macs(m), **self.wb.size(m, v), **self.wb.measured(m, v, b)}
+            return {**self.wb.size(m, v), **self.wb.measured(m, v, b)}
 
     def assert_within_budget(self, measurement: dict) -> None:
         violations = self.budget.check(measurement)

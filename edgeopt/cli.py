@@ -75,7 +75,6 @@ def cmd_measure(args) -> int:
     else:
         result["accuracy_skipped"] = weights.missing_reason
     result.update(wb.size(model, variant))
-    result["macs"] = wb.macs(model)
     result.update(wb.agreement(model, variant, backend))
     with runner_class(backend)(wb.artifact(model, variant), threads=args.threads) as runner:
         result.update(latency_ms(runner, wb.sample_input(model), args.warmup, args.rounds))

@@ -47,6 +47,11 @@ class DatasetSpec:
     resize: int | None = None
     crop: int = 32
 
+    @property
+    def has_training_tree(self) -> bool:
+        """True when training images come from their own tree (``calib_dir``), apart from the evaluation images."""
+        return self.calib_dir is not None
+
     def root(self, data_dir: str | os.PathLike) -> Path:
         return Path(data_dir)
 
@@ -126,7 +131,7 @@ def _decode(path: Path, resize: int | None, crop: int) -> np.ndarray:
 
 
 def _select(items, split: str, spec: DatasetSpec):
-    if spec.calib_dir is not None or split == "train":
+    if spec.calib_dir is not None:
         return items
     if split == "calib":
         return [it for i, it in enumerate(items) if i % spec.holdout_every == 0]
@@ -135,6 +140,9 @@ def _select(items, split: str, spec: DatasetSpec):
 
 def _split_items(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None):
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if split == "train" and not spec.has_training_tree:
+        raise DataError(f"dataset {spec.name} has no training tree (calib_dir), only a calibration hold-out of "
+                        f"its evaluation tree: training or fine-tuning on it would leak evaluation images")
     folder = spec.split_dir(split, data_dir)
     items, classes = scan_image_folder(folder)
     items = _select(items, split, spec)

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -68,6 +69,42 @@ def evaluate(model, images, labels, mean, std, batch_size: int = 500) -> float:
     return float(correct) / len(labels)
 
 
+def fit(model: torch.nn.Module, split, spec, cfg: TrainConfig, rng: np.random.Generator, desc: str,
+        on_epoch: Callable[[int, float, float], None] | None = None) -> float:
+    """Train ``model`` in place on ``split`` (augmented, normalised for ``spec``) with SGD + OneCycle; minutes taken.
+
+    Seed torch before building the model and pass a seeded ``rng``: together they make a run reproducible
+    on the same software and thread count.  Also used by the fine-tuning recipes.
+    """
+    model.to(memory_format=torch.channels_last)
+    steps_per_epoch = math.ceil(len(split) / cfg.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.max_lr, momentum=0.9, nesterov=True,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                                                pct_start=0.25)
+    start = time.time()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(split))
+        total_loss = 0.0
+        for step in progress(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}"):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x = torch.from_numpy(normalize(augment(split.images[idx], rng), spec.mean, spec.std))
+            x = x.contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(split.labels[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += loss.item()
+        if on_epoch is not None:
+            on_epoch(epoch + 1, total_loss / steps_per_epoch, (time.time() - start) / 60)
+    model.to(memory_format=torch.contiguous_format).eval()
+    return (time.time() - start) / 60
+
+
 def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force: bool) -> dict:
     spec = get_model(name)
     if name not in CONFIGS:
@@ -82,34 +119,14 @@ def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force:
     test_split = load_split(spec.dataset, "eval", data_dir)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = spec.factory().to(memory_format=torch.channels_last)
-    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.max_lr, momentum=0.9, nesterov=True,
-                          weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                                                pct_start=0.25)
-    start = time.time()
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = rng.permutation(len(train_split))
-        total_loss = 0.0
-        for step in progress(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{cfg.epochs}"):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = torch.from_numpy(normalize(augment(train_split.images[idx], rng), spec.mean, spec.std))
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = torch.from_numpy(train_split.labels[idx])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total_loss += loss.item()
+    model = spec.factory()
+
+    def report(epoch: int, loss: float, minutes: float) -> None:
         top1 = evaluate(model, test_split.images, test_split.labels, spec.mean, spec.std)
-        print(f"{name} epoch {epoch + 1}/{cfg.epochs} loss {total_loss / steps_per_epoch:.3f} "
-              f"test top-1 {top1:.4f} ({(time.time() - start) / 60:.1f} min)", file=sys.stderr, flush=True)
-    minutes = (time.time() - start) / 60
-    model = model.to(memory_format=torch.contiguous_format).eval()
+        print(f"{name} epoch {epoch}/{cfg.epochs} loss {loss:.3f} test top-1 {top1:.4f} ({minutes:.1f} min)",
+              file=sys.stderr, flush=True)
+
+    minutes = fit(model, train_split, spec, cfg, rng, desc=name, on_epoch=report)
     top1 = evaluate(model, test_split.images, test_split.labels, spec.mean, spec.std)
     tmp = out.with_suffix(".pt.tmp")
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)

@@ -109,6 +109,9 @@ class Workbench:
         meta = self.artifact(model, variant).meta
         if "sparsity" in meta:
             out["sparsity"] = meta["sparsity"]
+        # A recipe that changes the architecture (structured pruning) records the MACs it left.
+        out["macs"] = meta.get("macs", self.macs(model))
+        out["macs_ratio"] = out["macs"] / self.macs(model)
         return out
 
     def macs(self, model: str) -> int:

@@ -9,7 +9,7 @@ from onnx import numpy_helper
 
 from edgeopt import metrics
 from edgeopt.backends import runner_class
-from edgeopt.recipes import VARIANTS, BuildContext, _calibration_identity, build
+from edgeopt.recipes import VARIANTS, BuildContext, _data_identity, build
 from edgeopt.recipes.base import RecipeError
 from edgeopt.recipes.onnx_quant import OrtStaticInt8, op_histogram
 from edgeopt.recipes.pruning import PruneL1Unstructured
@@ -84,11 +84,11 @@ def test_calibration_uses_training_images_only(tiny_model, weights, data_dir):
     recipe = VARIANTS["ort_int8_static"]
     files = ctx.calibration_split(recipe.calibration_images).files
     assert len(files) == 12  # the tiny train tree, never the 15 evaluation images
-    before = _calibration_identity(ctx, recipe)
+    before = _data_identity(ctx, recipe)
     write_image_folder(data_dir / "tiny" / "test", per_class=7, seed=9)  # evaluation tree changes
-    assert _calibration_identity(ctx, recipe) == before
+    assert _data_identity(ctx, recipe) == before
     write_image_folder(data_dir / "tiny" / "train", per_class=5, seed=9)  # calibration tree changes
-    assert _calibration_identity(ctx, recipe) != before
+    assert _data_identity(ctx, recipe) != before
 
 
 def test_bad_quantization_option_is_a_recipe_error(tiny_model, weights, data_dir):

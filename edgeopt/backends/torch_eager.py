@@ -1,4 +1,4 @@
-"""PyTorch eager: rebuilds the network from the model's code and loads the state-dict artifact."""
+"""PyTorch eager: rebuilds the network from the model's code and loads the state-dict artifact (weights only)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +13,7 @@ class TorchRunner(Runner):
 
     def load(self) -> None:
         torch.set_num_threads(self.threads)
-        module = self.artifact.factory()
-        module.load_state_dict(torch.load(self.artifact.path, map_location="cpu", weights_only=True))
-        self.module = module.eval()
+        self.module = self.artifact.load_module()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         try:

@@ -21,12 +21,15 @@ from edgeopt import cache
 from edgeopt.artifact import Artifact, read_meta
 from edgeopt.data import load_split, normalize, split_files
 from edgeopt.models import ModelSpec, Weights
-from edgeopt.recipes.base import Recipe, build_into
+from edgeopt.recipes.base import Recipe, RecipeError, build_into
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
-from edgeopt.recipes.pruning import PruneL1Unstructured
+from edgeopt.recipes.pruning import PruneL1Unstructured, PruneStructured
 from edgeopt.recipes.torch_lowp import TorchHalf
 from edgeopt.recipes.torch_quant import TorchDynamicInt8
+
+_STRUCTURED = PruneStructured()
+_STRUCTURED_ONNX = OnnxExport(name="prune_structured_onnx", source=_STRUCTURED)
 
 #: The variants every model is run as: name -> recipe.  Names are stable test ids.
 VARIANTS: dict[str, Recipe] = {
@@ -42,6 +45,10 @@ VARIANTS: dict[str, Recipe] = {
     "prune_l1_30": PruneL1Unstructured(name="prune_l1_30", amount=0.3),
     "prune_l1_50": PruneL1Unstructured(name="prune_l1_50", amount=0.5),
     "prune_l1_70": PruneL1Unstructured(name="prune_l1_70", amount=0.7),
+    "prune_finetune_50": PruneL1Unstructured(name="prune_finetune_50", amount=0.5, finetune_epochs=2),
+    "prune_structured": _STRUCTURED,
+    "prune_structured_onnx": _STRUCTURED_ONNX,
+    "prune_structured_int8": OrtStaticInt8(name="prune_structured_int8", base=_STRUCTURED_ONNX),
 }
 for _name, _recipe in VARIANTS.items():
     assert _recipe.name == _name, f"variant {_name!r} has recipe named {_recipe.name!r}"
@@ -87,6 +94,10 @@ class BuildContext:
     def calibration_split(self, count: int):
         return load_split(self.spec.dataset, "calib", self.data_dir, self.cache_root).subset(count)
 
+    def training_split(self):
+        """The model's training images (never its evaluation images), for fine-tuning."""
+        return load_split(self.spec.dataset, "train", self.data_dir, self.cache_root)
+
     def calibration_batches(self, count: int, batch_size: int = 32):
         """``count`` evenly spaced calibration images (never the evaluation ones), normalised, in batches."""
         images = self.calibration_split(count).images
@@ -94,22 +105,32 @@ class BuildContext:
             yield normalize(images[start:start + batch_size], self.spec.mean, self.spec.std)
 
 
-def _calibration_identity(ctx: BuildContext, recipe: Recipe) -> str | None:
-    count = getattr(recipe, "calibration_images", 0)
-    if not count:
+def _data_identity(ctx: BuildContext, recipe: Recipe) -> str | None:
+    """The calibration and training images that went into ``recipe`` and the recipes it starts from.
+
+    From the file listings only: a cache hit must not load any decoded images.
+    """
+    parts = []
+    for r in recipe.lineage():
+        if count := getattr(r, "calibration_images", 0):
+            parts.append(split_files(ctx.spec.dataset, "calib", ctx.data_dir, count))
+        if r.trains:
+            parts.append(("train", split_files(ctx.spec.dataset, "train", ctx.data_dir)))
+    if not parts:
         return None
-    # From the file listing only: a cache hit must not load the decoded calibration images.
-    return cache.digest(split_files(ctx.spec.dataset, "calib", ctx.data_dir, count))
+    return cache.digest(parts[0] if len(parts) == 1 else parts)
 
 
 def build(spec: ModelSpec, recipe: Recipe, weights: Weights, cache_root: Path | None = None,
           data_dir: str | Path | None = None) -> Artifact:
     """Build (or fetch from the cache) the artifact of ``recipe`` applied to ``spec``'s model."""
+    if reason := recipe.unsupported_reason(spec):
+        raise RecipeError(reason)
     ctx = BuildContext(spec, weights, cache_root, data_dir)
     key = cache.digest({
         "model": spec.name, "weights": weights_digest(weights.module), "input_size": spec.input_size,
         "recipe": type(recipe).__name__, "config": dataclasses.asdict(recipe), "versions": library_versions(),
-        "calibration": _calibration_identity(ctx, recipe), "normalization": (spec.mean, spec.std),
+        "calibration": _data_identity(ctx, recipe), "normalization": (spec.mean, spec.std),
     })
     directory = (cache_root or cache.cache_dir()) / "artifacts" / f"{spec.name}-{recipe.name}-{key[:16]}"
 

@@ -1,6 +1,7 @@
 """The recipe protocol: a frozen config with a ``name`` and an output ``format``, built by type."""
 from __future__ import annotations
 
+import dataclasses
 from functools import singledispatch
 from pathlib import Path
 from typing import ClassVar
@@ -20,6 +21,23 @@ class Recipe:
     #: True when the artifact computes what the model computes (format conversions); False when it
     #: approximates it (quantization, reduced precision, pruning).
     lossless: ClassVar[bool] = False
+    #: True when building needs the model's training images (fine-tuning), not just calibration images.
+    trains: ClassVar[bool] = False
+
+    def children(self) -> list["Recipe"]:
+        """The recipes this one starts from (config fields holding a recipe), e.g. the ONNX export to quantize."""
+        return [v for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), Recipe)]
+
+    def lineage(self) -> list["Recipe"]:
+        """This recipe and, recursively, every recipe it starts from."""
+        return [self, *(r for child in self.children() for r in child.lineage())]
+
+    def unsupported_reason(self, spec) -> str | None:
+        """Why this recipe cannot be applied to the model ``spec`` at all (checked before building), or None."""
+        if any(r.trains for r in self.lineage()) and not spec.dataset.has_training_tree:
+            return (f"{self.name} fine-tunes on training images, and {spec.dataset.name} has no training tree "
+                    f"apart from its evaluation images")
+        return None
 
 
 class RecipeError(RuntimeError):

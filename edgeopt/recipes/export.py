@@ -39,9 +39,14 @@ class OnnxExport(Recipe):
 
     name: str = "onnx_fp32"
     format = "onnx"
-    lossless = True
     opset: int = 18
     dynamo: bool = True
+    #: Export this torch-format recipe's artifact (e.g. a pruned model) instead of the model itself.
+    source: Recipe | None = None
+
+    @property
+    def lossless(self) -> bool:
+        return self.source is None or self.source.lossless
 
 
 def example_input(spec, batch: int = 1) -> torch.Tensor:
@@ -77,6 +82,8 @@ def _(recipe: TorchScriptTrace, model, ctx, directory: Path) -> None:
 @build_into.register
 def _(recipe: OnnxExport, model, ctx, directory: Path) -> None:
     spec = ctx.spec
+    if recipe.source is not None:
+        model = ctx.artifact(recipe.source).load_module()
     path = directory / "model.onnx"
     x = example_input(spec, 2)
     kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=recipe.opset,

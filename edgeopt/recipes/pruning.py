@@ -1,25 +1,60 @@
-"""Pruning recipes.  Unstructured L1 pruning zeroes weights in place: the file on disk keeps its size,
-only its compressed size shrinks; the report shows both."""
+"""Pruning recipes.
+
+Unstructured L1 pruning zeroes weights in place: the file on disk keeps its size, only its compressed
+size shrinks (the report shows both), and without fine-tuning accuracy collapses.  Structured
+(channel) pruning with torch-pruning removes whole channels, so MACs, size and latency fall; a short,
+seeded fine-tune on the model's training images recovers accuracy.  Fine-tuned artifacts are cached
+like every other artifact, keyed by the training file listing too.
+"""
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from edgeopt import metrics
 from edgeopt.artifact import write_meta
 from edgeopt.recipes.base import Recipe, RecipeError, build_into
+from edgeopt.recipes.export import example_input
 
 
 @dataclass(frozen=True)
 class PruneL1Unstructured(Recipe):
-    """Per-layer L1-magnitude unstructured pruning of every Conv2d and Linear weight by ``amount``."""
+    """Per-layer L1-magnitude unstructured pruning of every Conv2d and Linear weight by ``amount``,
+    then (when ``finetune_epochs`` > 0) a fine-tune with the masks held fixed."""
 
     name: str = "prune_l1_50"
     format = "torch"
     amount: float = 0.5
+    finetune_epochs: int = 0
+    finetune_lr: float = 0.01
+    seed: int = 0
+
+    @property
+    def trains(self) -> bool:
+        return self.finetune_epochs > 0
+
+
+@dataclass(frozen=True)
+class PruneStructured(Recipe):
+    """Channel pruning (torch-pruning, L2 group magnitude) of ``ratio`` of every prunable layer's channels,
+    rounded to multiples of ``round_to`` (SIMD-friendly widths), then a fine-tune.  The classifier's
+    outputs are never pruned.  The artifact is a state dict at the pruned widths."""
+
+    name: str = "prune_structured"
+    format = "torch"
+    trains = True
+    ratio: float = 0.3
+    round_to: int = 8
+    finetune_epochs: int = 4
+    finetune_lr: float = 0.02
+    seed: int = 0
 
 
 def sparsity(model: nn.Module) -> float:
@@ -29,13 +64,67 @@ def sparsity(model: nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
 
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def finetune(model: nn.Module, ctx, epochs: int, max_lr: float, seed: int) -> float:
+    """Seeded fine-tune of ``model`` in place on the model's training images (all cores); minutes taken."""
+    from edgeopt.train import TrainConfig, fit
+
+    split = ctx.training_split()
+    cfg = TrainConfig(epochs=epochs, batch_size=128, max_lr=max_lr)
+    torch.manual_seed(seed)
+    with _threads(os.cpu_count() or 1):
+        return fit(model, split, ctx.spec, cfg, np.random.default_rng(seed), desc=f"fine-tune {ctx.spec.name}")
+
+
+def _check_fraction(name: str, field: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise RecipeError(f"{name}: {field} must be in (0, 1), got {value}")
+
+
 @build_into.register
 def _(recipe: PruneL1Unstructured, model, ctx, directory: Path) -> None:
-    if not 0.0 < recipe.amount < 1.0:
-        raise RecipeError(f"{recipe.name}: amount must be in (0, 1), got {recipe.amount}")
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            prune.l1_unstructured(module, "weight", amount=recipe.amount)
-            prune.remove(module, "weight")
+    _check_fraction(recipe.name, "amount", recipe.amount)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for layer in layers:
+        prune.l1_unstructured(layer, "weight", amount=recipe.amount)
+    minutes = finetune(model, ctx, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed) if recipe.trains else 0.0
+    for layer in layers:  # the masks held the pruned weights at zero during fine-tuning
+        prune.remove(layer, "weight")
     torch.save(model.state_dict(), directory / "model.pt")
-    write_meta(directory, file="model.pt", format=recipe.format, sparsity=sparsity(model), amount=recipe.amount)
+    write_meta(directory, file="model.pt", format=recipe.format, sparsity=sparsity(model), amount=recipe.amount,
+               finetune_epochs=recipe.finetune_epochs, finetune_minutes=round(minutes, 2))
+
+
+@build_into.register
+def _(recipe: PruneStructured, model, ctx, directory: Path) -> None:
+    _check_fraction(recipe.name, "ratio", recipe.ratio)
+    try:
+        import torch_pruning as tp
+    except ImportError as exc:
+        raise RecipeError(f"{recipe.name} needs torch-pruning (pip install torch-pruning)") from exc
+    spec = ctx.spec
+    macs_before, params_before = metrics.macs(model, spec.input_size), sum(p.numel() for p in model.parameters())
+    classifier = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == spec.num_classes]
+    try:
+        pruner = tp.pruner.BasePruner(model, example_input(spec, 1), importance=tp.importance.GroupMagnitudeImportance(p=2),
+                                      pruning_ratio=recipe.ratio, ignored_layers=classifier, round_to=recipe.round_to)
+        pruner.step()
+    except Exception as exc:  # torch-pruning's dependency tracing is where an unusual model fails
+        raise RecipeError(f"{recipe.name}: torch-pruning could not prune {spec.name}: {type(exc).__name__}: {exc}") from exc
+    model.eval()
+    macs_after, params_after = metrics.macs(model, spec.input_size), sum(p.numel() for p in model.parameters())
+    minutes = finetune(model, ctx, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed)
+    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, directory / "model.pt")
+    write_meta(directory, file="model.pt", format=recipe.format, ratio=recipe.ratio, macs=macs_after,
+               macs_ratio=macs_after / macs_before, params=params_after, params_ratio=params_after / params_before,
+               finetune_epochs=recipe.finetune_epochs, finetune_minutes=round(minutes, 2),
+               torch_pruning=tp.__version__)

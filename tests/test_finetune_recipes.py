@@ -1,0 +1,136 @@
+"""Recipes that fine-tune (unstructured pruning + fine-tune, structured channel pruning) and what they stack into."""
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from edgeopt import metrics
+from edgeopt.artifact import Artifact, resize_to_state_dict
+from edgeopt.backends import runner_class
+from edgeopt.data import DataError, DatasetSpec, load_split
+from edgeopt.models import ModelSpec, register_model, unregister_model
+from edgeopt.recipes import VARIANTS, BuildContext, _data_identity, build
+from edgeopt.recipes.base import RecipeError
+from edgeopt.recipes.export import OnnxExport
+from edgeopt.recipes.onnx_quant import OrtStaticInt8, op_histogram
+from edgeopt.recipes.pruning import PruneL1Unstructured, PruneStructured
+from tests.conftest import TinyNet, write_image_folder
+
+X = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
+STRUCTURED = PruneStructured(name="ps", ratio=0.5, round_to=1, finetune_epochs=1, finetune_lr=0.01)
+STRUCTURED_ONNX = OnnxExport(name="ps_onnx", source=STRUCTURED)
+
+
+def run(artifact, backend):
+    with runner_class(backend)(artifact) as runner:
+        return runner.run(X)
+
+
+@pytest.fixture
+def weights(tiny_model):
+    return tiny_model.build()
+
+
+def test_structured_pruning_removes_channels_and_the_state_dict_reloads_at_the_new_width(tiny_model, weights, data_dir):
+    pruned = build(tiny_model, STRUCTURED, weights, data_dir=data_dir)
+    dense = build(tiny_model, VARIANTS["fp32"], weights, data_dir=data_dir)
+    state = torch.load(pruned.path, weights_only=True)
+    assert state["conv.weight"].shape[0] == 2 and state["fc.weight"].shape == (3, 2)  # classifier outputs kept
+    assert pruned.meta["macs_ratio"] < 0.6 and pruned.meta["params_ratio"] < 0.7
+    assert pruned.size_bytes < dense.size_bytes
+    assert pruned.meta["finetune_epochs"] == 1
+    module = pruned.load_module()
+    assert module.conv.out_channels == 2 and module.bn.num_features == 2
+    assert run(pruned, "torch").shape == (6, 3)
+
+
+def test_structured_pruning_exports_to_onnx_and_quantizes_on_top(tiny_model, weights, data_dir):
+    pruned = build(tiny_model, STRUCTURED, weights, data_dir=data_dir)
+    exported = build(tiny_model, STRUCTURED_ONNX, weights, data_dir=data_dir)
+    conv = next(i for i in onnx.load(str(exported.path)).graph.initializer if len(i.dims) == 4)
+    assert conv.dims[0] == 2
+    assert metrics.max_abs_error(run(pruned, "torch"), run(exported, "onnxruntime")) < 1e-4
+    quantized = build(tiny_model, OrtStaticInt8(name="ps_int8", base=STRUCTURED_ONNX), weights, data_dir=data_dir)
+    assert quantized.meta["ops"].get("QuantizeLinear", 0) >= 1
+    assert metrics.top1_agreement(run(exported, "onnxruntime"), run(quantized, "onnxruntime")) >= 0.5
+    assert not STRUCTURED_ONNX.lossless and VARIANTS["onnx_fp32"].lossless
+
+
+def test_finetuning_keeps_the_pruning_masks_and_changes_the_kept_weights(tiny_model, weights, data_dir):
+    plain = build(tiny_model, PruneL1Unstructured(name="p", amount=0.5), weights, data_dir=data_dir)
+    tuned = build(tiny_model, PruneL1Unstructured(name="pf", amount=0.5, finetune_epochs=2, finetune_lr=0.05), weights,
+                  data_dir=data_dir)
+    a, b = (torch.load(x.path, weights_only=True)["conv.weight"] for x in (plain, tuned))
+    assert torch.equal(a == 0, b == 0)  # same weights pruned, still exactly zero
+    assert not torch.allclose(a, b)
+    assert tuned.meta["sparsity"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_finetune_is_seeded(tiny_model, weights, data_dir, tmp_path):
+    first = build(tiny_model, STRUCTURED, weights, data_dir=data_dir, cache_root=tmp_path / "a")
+    second = build(tiny_model, STRUCTURED, weights, data_dir=data_dir, cache_root=tmp_path / "b")
+    assert first.path != second.path
+    sa, sb = (torch.load(x.path, weights_only=True) for x in (first, second))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_training_images_enter_the_cache_key_of_everything_built_on_a_finetune(tiny_model, weights, data_dir):
+    ctx = BuildContext(tiny_model, weights, None, data_dir)
+    stacked = OrtStaticInt8(name="ps_int8", base=STRUCTURED_ONNX)
+    before = {r: _data_identity(ctx, r) for r in (STRUCTURED, stacked, VARIANTS["onnx_fp32"])}
+    assert before[VARIANTS["onnx_fp32"]] is None
+    write_image_folder(data_dir / "tiny" / "train", per_class=6, seed=3)
+    assert _data_identity(ctx, STRUCTURED) != before[STRUCTURED]
+    assert _data_identity(ctx, stacked) != before[stacked]
+
+
+def test_models_without_a_training_tree_are_not_finetuned(data_dir):
+    holdout_only = DatasetSpec("tiny-holdout", eval_dir="tiny/test", crop=8)
+    spec = register_model(ModelSpec("tiny_holdout", TinyNet, None, holdout_only, (3, 8, 8), (0.5,) * 3, (0.25,) * 3,
+                                    num_classes=3))
+    try:
+        for name in ("prune_finetune_50", "prune_structured", "prune_structured_onnx", "prune_structured_int8"):
+            assert "no training tree" in VARIANTS[name].unsupported_reason(spec)
+        assert VARIANTS["ort_int8_static"].unsupported_reason(spec) is None
+        assert VARIANTS["prune_l1_50"].unsupported_reason(spec) is None
+        with pytest.raises(RecipeError, match="no training tree"):
+            build(spec, STRUCTURED, spec.build(), data_dir=data_dir)
+        with pytest.raises(DataError, match="leak evaluation images"):
+            load_split(holdout_only, "train", data_dir)
+    finally:
+        unregister_model("tiny_holdout")
+
+
+class _Depthwise(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.dw(self.stem(x)).mean(dim=(2, 3)))
+
+
+def test_resize_keeps_depthwise_convolutions_depthwise(tmp_path):
+    import torch_pruning as tp
+
+    torch.manual_seed(0)
+    net = _Depthwise().eval()
+    tp.pruner.BasePruner(net, torch.zeros(1, 3, 8, 8), importance=tp.importance.GroupMagnitudeImportance(p=2),
+                         pruning_ratio=0.5, ignored_layers=[net.head]).step()
+    net.eval()
+    torch.save(net.state_dict(), tmp_path / "pruned.pt")
+    artifact = Artifact("m", "v", "torch", tmp_path / "pruned.pt", key="", recipe=None, factory=_Depthwise)
+    rebuilt = artifact.load_module()
+    assert rebuilt.dw[0].groups == rebuilt.dw[0].out_channels == 4
+    x = torch.from_numpy(X)
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(x), net(x), atol=1e-5)
+
+
+def test_resize_refuses_a_layer_it_cannot_rebuild():
+    net = nn.Sequential(nn.LayerNorm(4))
+    with pytest.raises(ValueError, match="cannot resize"):
+        resize_to_state_dict(net, {"0.weight": torch.ones(2), "0.bias": torch.zeros(2)})
