@@ -87,7 +87,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         budget = config.edgeopt_budgets.for_(case.model, case.variant, case.backend, concern)
         # One model's cases share its reference outputs: keep them on one worker under `-n N --dist loadgroup`.
         marks = [pytest.mark.xdist_group(case.model)]
-        if reason := VARIANTS[case.variant].unsupported_reason(get_model(case.model)):
+        if reason := VARIANTS[case.variant].unsupported_reason(get_model(case.model)) or budget.skip:
             marks.append(pytest.mark.skip(reason=reason))
         if budget.xfail:
             marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))

@@ -3,7 +3,8 @@
 Keys are ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field of a measurement
 (``top1_drop_max = 0.2``).  ``xfail = "reason"`` at a layer marks a known failure; ``backends``
 limits it to some backends and ``tests`` to some concerns (``accuracy``, ``agreement``, ``size``,
-``memory``, ``latency``).  A layer can hold several as ``[[...xfails]]`` entries.  Unknown metrics are
+``memory``, ``latency``).  A layer can hold several as ``[[...xfails]]`` entries.  ``skip = "reason"``
+leaves a model-variant out of the run, reported as a skip with its reason (e.g. a build too costly for CI).  Unknown metrics are
 an error at load time, so a typo cannot silently switch a budget off.
 
 Example::
@@ -28,9 +29,9 @@ from pathlib import Path
 METRICS = {
     "top1": "", "top1_drop": " pt", "top1_agreement": "", "max_abs_error": "", "sqnr_db": " dB",
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
-    "model_rss_mb": " MB", "sparsity": "",
+    "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x",
 }
-_META_KEYS = {"xfail", "backends", "tests", "note", "xfails"}
+_META_KEYS = {"xfail", "backends", "tests", "note", "xfails", "skip"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
@@ -42,6 +43,7 @@ class BudgetError(ValueError):
 class Budget:
     limits: dict[str, float] = field(default_factory=dict)
     xfail: str | None = None
+    skip: str | None = None
 
     def check(self, measurement: dict) -> list[str]:
         """Readable violations, one per limit broken; limits on metrics not in ``measurement`` are skipped."""
@@ -99,6 +101,8 @@ class Budgets:
             layers.append((f"model.{m}", {k: v for k, v in t.items() if k != "variant"}))
             layers += [(f"model.{m}.variant.{v}", vt) for v, vt in t.get("variant", {}).items()]
         for where, layer in layers:
+            if "skip" in layer and not isinstance(layer["skip"], str):
+                raise BudgetError(f"{self.source} [{where}]: skip needs a reason string")
             for entry in _xfail_entries(layer):
                 if not isinstance(entry.get("xfail"), str):
                     raise BudgetError(f"{self.source} [{where}]: an xfail needs a reason string")
@@ -118,8 +122,9 @@ class Budgets:
     def for_(self, model: str, variant: str, backend: str | None = None, test: str | None = None) -> Budget:
         """The merged limits for a case, and the reason of the most specific xfail that covers it."""
         limits: dict[str, float] = {}
-        xfail = None
+        xfail = skip = None
         for _, layer in self._layers(model, variant):
+            skip = layer.get("skip", skip)
             limits.update({k: float(v) for k, v in layer.items() if k not in _META_KEYS})
             for entry in _xfail_entries(layer):
                 # An entry naming backends (tests) covers only cases of those backends (tests): not, for
@@ -127,7 +132,7 @@ class Budgets:
                 if ("backends" not in entry or backend in entry["backends"]) and \
                         ("tests" not in entry or test in entry["tests"]):
                     xfail = entry["xfail"]
-        return Budget(limits, xfail)
+        return Budget(limits, xfail, skip)
 
 
 def _xfail_entries(layer: dict) -> list[dict]:

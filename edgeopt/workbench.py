@@ -16,7 +16,7 @@ from edgeopt.backends import backends_for, runner_class
 from edgeopt.data import Split, batches, load_split
 from edgeopt.models import ModelSpec, Weights, get_model
 from edgeopt.progress import progress
-from edgeopt.recipes import build, get_variant
+from edgeopt.recipes import VARIANTS, build, get_variant
 
 REFERENCE = ("fp32", "torch")
 
@@ -50,6 +50,12 @@ class Workbench:
             self._artifacts[key] = build(self.spec(model), get_variant(variant), self.weights(model), self.cache_root,
                                          self.data_dir)
         return self._artifacts[key]
+
+    def _meta(self, model: str, recipe) -> dict:
+        """Metadata of the artifact of ``recipe`` (a variant or a recipe a variant starts from)."""
+        if recipe.name in VARIANTS and VARIANTS[recipe.name] == recipe:
+            return self.artifact(model, recipe.name).meta
+        return build(self.spec(model), recipe, self.weights(model), self.cache_root, self.data_dir).meta
 
     def split(self, model: str, split: str = "eval") -> Split:
         spec = self.spec(model)
@@ -109,8 +115,10 @@ class Workbench:
         meta = self.artifact(model, variant).meta
         if "sparsity" in meta:
             out["sparsity"] = meta["sparsity"]
-        # A recipe that changes the architecture (structured pruning) records the MACs it left.
-        out["macs"] = meta.get("macs", self.macs(model))
+        # A recipe that changes the architecture (structured pruning) records the MACs it left; the
+        # variants built on it (its ONNX export, INT8) inherit them.
+        out["macs"] = next((m for r in get_variant(variant).lineage() if (m := self._meta(model, r).get("macs"))),
+                           self.macs(model))
         out["macs_ratio"] = out["macs"] / self.macs(model)
         return out
 

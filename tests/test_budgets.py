@@ -91,3 +91,14 @@ def test_xfail_with_unknown_test_is_refused(tmp_path):
     path.write_text('[variant.q]\nxfail = "x"\ntests = ["acuracy"]\n')
     with pytest.raises(BudgetError, match="unknown tests"):
         Budgets.load(path)
+
+
+def test_skip_leaves_one_model_variant_out_with_its_reason(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('[model.m.variant.slow]\nskip = "costs 20 min of CI"\n')
+    b = Budgets.load(path)
+    assert b.for_("m", "slow", "torch", "accuracy").skip == "costs 20 min of CI"
+    assert b.for_("other", "slow", "torch", "accuracy").skip is None
+    path.write_text('[model.m.variant.slow]\nskip = true\n')
+    with pytest.raises(BudgetError, match="skip needs a reason"):
+        Budgets.load(path)
