@@ -72,11 +72,51 @@ def test_static_int8_qdq_has_per_channel_weight_scales(tiny_model, weights, refe
     assert artifact.meta["calibration_images"] == VARIANTS["ort_int8_static"].calibration_images
 
 
-def test_static_int8_qoperator_and_per_tensor(tiny_model, weights, data_dir):
-    recipe = OrtStaticInt8(name="qop", quant_format="QOperator", per_channel=False, calibrate_method="Percentile")
-    artifact = build(tiny_model, recipe, weights, data_dir=data_dir)
-    assert op_histogram(artifact.path).get("QLinearConv", 0) == 1
-    run(artifact)
+def _activation_scales(artifact) -> list[float]:
+    model = onnx.load(str(artifact.path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return sorted(float(inits[n.input[1]]) for n in model.graph.node if n.op_type == "QuantizeLinear")
+
+
+def _weight_dequantizers(artifact) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(scale, zero point) of each DequantizeLinear fed by a 4-D weight initializer."""
+    model = onnx.load(str(artifact.path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return [(inits[n.input[1]], inits[n.input[2]]) for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and getattr(inits.get(n.input[0]), "ndim", 0) == 4]
+
+
+def test_calibration_sweep_changes_one_choice_each(tiny_model, weights, reference, data_dir):
+    default = build(tiny_model, VARIANTS["ort_int8_static"], weights, data_dir=data_dir)
+    sweep = {name: build(tiny_model, VARIANTS[name], weights, data_dir=data_dir)
+             for name in ("ort_int8_static_entropy", "ort_int8_static_percentile", "ort_int8_static_per_tensor",
+                          "ort_int8_static_s8s8", "ort_int8_static_qoperator")}
+    assert sweep["ort_int8_static_entropy"].meta["calibrate_method"] == "Entropy"
+    # Percentile (99.999) clips the tails MinMax keeps.  (ORT's Entropy picks MinMax's ranges on this tiny model.)
+    assert _activation_scales(sweep["ort_int8_static_percentile"]) != _activation_scales(default)
+    [(scale, _)] = _weight_dequantizers(sweep["ort_int8_static_per_tensor"])
+    assert scale.shape == ()  # one scale for the whole conv weight
+    [(scale, _)] = _weight_dequantizers(default)
+    assert scale.shape == (4,)
+    s8s8 = onnx.load(str(sweep["ort_int8_static_s8s8"].path))
+    inits = {t.name: numpy_helper.to_array(t) for t in s8s8.graph.initializer}
+    assert {inits[n.input[2]].dtype for n in s8s8.graph.node if n.op_type == "QuantizeLinear"} == {np.dtype(np.int8)}
+    qop = sweep["ort_int8_static_qoperator"].meta["ops"]
+    assert qop.get("QLinearConv", 0) == 1 and "DequantizeLinear" in qop and "Conv" not in qop
+    for name, artifact in sweep.items():
+        assert metrics.sqnr_db(reference, run(artifact)) > 10, name
+
+
+def test_calibration_reader_reads_in_ranges(tiny_model, weights, data_dir):
+    from edgeopt.recipes.onnx_quant import _calibration_reader
+
+    ctx = BuildContext(tiny_model, weights, None, data_dir)
+    reader = _calibration_reader(ctx, "x", 12)
+    assert len(reader) == 1
+    first = reader.get_next()["x"]
+    assert first.shape == (12, 3, 8, 8) and reader.get_next() is None
+    reader.set_range(0, 1)
+    np.testing.assert_array_equal(reader.get_next()["x"], first)
 
 
 def test_calibration_uses_training_images_only(tiny_model, weights, data_dir):

@@ -9,6 +9,7 @@ from edgeopt.backends.base import Runner, RunnerError, RunnerUnsupported  # noqa
 BACKENDS: dict[str, tuple[str, str]] = {
     "torch": ("edgeopt.backends.torch_eager", "TorchRunner"),
     "torchscript": ("edgeopt.backends.torchscript", "TorchScriptRunner"),
+    "torch_compile": ("edgeopt.backends.torch_compile", "TorchCompileRunner"),
     "onnxruntime": ("edgeopt.backends.onnxruntime", "OnnxRuntimeRunner"),
     "opencv": ("edgeopt.backends.opencv", "OpenCVRunner"),
     "opencv_classic": ("edgeopt.backends.opencv", "OpenCVClassicRunner"),

@@ -24,6 +24,7 @@ from edgeopt.models import ModelSpec, Weights
 from edgeopt.recipes.base import Recipe, RecipeError, build_into
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
+from edgeopt.recipes.pt2e import TorchInt8Pt2e
 from edgeopt.recipes.pruning import PruneL1Unstructured, PruneStructured
 from edgeopt.recipes.torch_lowp import TorchHalf
 from edgeopt.recipes.torch_quant import TorchDynamicInt8
@@ -40,8 +41,15 @@ VARIANTS: dict[str, Recipe] = {
     "ort_int8_dynamic": OrtDynamicInt8(),
     "ort_int8_dynamic_matmul": OrtDynamicInt8(name="ort_int8_dynamic_matmul", op_types=("MatMul", "Gemm")),
     "ort_int8_static": OrtStaticInt8(),
+    # The calibration sweep: each changes one choice of the default above, so the suite measures it side by side.
+    "ort_int8_static_entropy": OrtStaticInt8(name="ort_int8_static_entropy", calibrate_method="Entropy"),
+    "ort_int8_static_percentile": OrtStaticInt8(name="ort_int8_static_percentile", calibrate_method="Percentile"),
+    "ort_int8_static_per_tensor": OrtStaticInt8(name="ort_int8_static_per_tensor", per_channel=False),
+    "ort_int8_static_s8s8": OrtStaticInt8(name="ort_int8_static_s8s8", activation_type="QInt8"),
+    "ort_int8_static_qoperator": OrtStaticInt8(name="ort_int8_static_qoperator", quant_format="QOperator"),
     "torch_bf16": TorchHalf(),
     "torch_int8_dynamic": TorchDynamicInt8(),
+    "torch_int8_pt2e": TorchInt8Pt2e(),
     "prune_l1_30": PruneL1Unstructured(name="prune_l1_30", amount=0.3),
     "prune_l1_50": PruneL1Unstructured(name="prune_l1_50", amount=0.5),
     "prune_l1_70": PruneL1Unstructured(name="prune_l1_70", amount=0.7),
@@ -56,9 +64,10 @@ for _name, _recipe in VARIANTS.items():
 _VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime", "onnxconverter-common")
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of the libraries every build depends on, plus ``extra`` ones (a recipe's ``libraries``)."""
     out = {}
-    for dist in _VERSIONED:
+    for dist in (*_VERSIONED, *extra):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -129,7 +138,8 @@ def build(spec: ModelSpec, recipe: Recipe, weights: Weights, cache_root: Path | 
     ctx = BuildContext(spec, weights, cache_root, data_dir)
     key = cache.digest({
         "model": spec.name, "weights": weights_digest(weights.module), "input_size": spec.input_size,
-        "recipe": type(recipe).__name__, "config": dataclasses.asdict(recipe), "versions": library_versions(),
+        "recipe": type(recipe).__name__, "config": dataclasses.asdict(recipe),
+        "versions": library_versions(tuple(sorted({d for r in recipe.lineage() for d in r.libraries}))),
         "calibration": _data_identity(ctx, recipe), "normalization": (spec.mean, spec.std),
     })
     directory = (cache_root or cache.cache_dir()) / "artifacts" / f"{spec.name}-{recipe.name}-{key[:16]}"

@@ -23,6 +23,8 @@ class Recipe:
     lossless: ClassVar[bool] = False
     #: True when building needs the model's training images (fine-tuning), not just calibration images.
     trains: ClassVar[bool] = False
+    #: Distributions beyond torch/onnx/onnxruntime whose version goes into the artifact's cache key.
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def children(self) -> list["Recipe"]:
         """The recipes this one starts from (config fields holding a recipe), e.g. the ONNX export to quantize."""

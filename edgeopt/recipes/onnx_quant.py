@@ -156,15 +156,25 @@ def _pre_process(path: Path, model_name: str) -> str:
 
 
 def _calibration_reader(ctx, input_name: str, count: int):
+    """Calibration batches for ORT, readable in ranges: ORT's calibrators keep every activation of what
+    they are fed until they reduce it, so ``quantize_static`` is driven one batch at a time
+    (``CalibStridedMinMax``); MinMax gives the same ranges either way, histograms are merged per batch."""
     from onnxruntime.quantization import CalibrationDataReader
+
+    batches = [{input_name: batch} for batch in ctx.calibration_batches(count)]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._batches = ctx.calibration_batches(count)
+            self._pending = iter(batches)
+
+        def __len__(self):
+            return len(batches)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._pending = iter(batches[start_index:end_index])
 
         def get_next(self):
-            batch = next(self._batches, None)
-            return None if batch is None else {input_name: batch}
+            return next(self._pending, None)
 
     return Reader()
 
@@ -188,7 +198,8 @@ def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
                             quant_format=_enum(QuantFormat, recipe.quant_format), per_channel=recipe.per_channel,
                             activation_type=_enum(QuantType, recipe.activation_type),
                             weight_type=_enum(QuantType, recipe.weight_type),
-                            calibrate_method=_enum(CalibrationMethod, recipe.calibrate_method))
+                            calibrate_method=_enum(CalibrationMethod, recipe.calibrate_method),
+                            extra_options={"CalibStridedMinMax": 1})
     except RecipeError:
         raise
     except Exception as exc:
@@ -196,4 +207,5 @@ def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
     finally:
         source.unlink(missing_ok=True)
     write_meta(directory, file="model.onnx", format=recipe.format, base=base.key, ops=op_histogram(path),
-               calibration_images=recipe.calibration_images, preprocessing=preprocessing)
+               calibration_images=recipe.calibration_images, calibrate_method=recipe.calibrate_method,
+               preprocessing=preprocessing)

@@ -50,6 +50,7 @@ class PruneStructured(Recipe):
     name: str = "prune_structured"
     format = "torch"
     trains = True
+    libraries = ("torch-pruning",)
     ratio: float = 0.3
     round_to: int = 8
     finetune_epochs: int = 4
