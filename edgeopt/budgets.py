@@ -3,7 +3,8 @@
 Keys are ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field of a measurement
 (``top1_drop_max = 0.2``).  ``xfail = "reason"`` at a layer marks a known failure; ``backends``
 limits it to some backends and ``tests`` to some concerns (``accuracy``, ``agreement``, ``size``,
-``memory``, ``latency``).  A layer can hold several as ``[[...xfails]]`` entries.  ``skip = "reason"``
+``memory``, ``latency``); at a model's own layer, ``variants`` limits it to some variants (one runtime
+failure shared by several recipes).  A layer can hold several as ``[[...xfails]]`` entries.  ``skip = "reason"``
 leaves a model-variant out of the run, reported as a skip with its reason (e.g. a build too costly for CI).  Unknown metrics are
 an error at load time, so a typo cannot silently switch a budget off.
 
@@ -31,7 +32,7 @@ METRICS = {
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
     "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x",
 }
-_META_KEYS = {"xfail", "backends", "tests", "note", "xfails", "skip"}
+_META_KEYS = {"xfail", "backends", "tests", "variants", "note", "xfails", "skip"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
@@ -106,6 +107,9 @@ class Budgets:
             for entry in _xfail_entries(layer):
                 if not isinstance(entry.get("xfail"), str):
                     raise BudgetError(f"{self.source} [{where}]: an xfail needs a reason string")
+                names = entry.get("variants", [])
+                if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+                    raise BudgetError(f"{self.source} [{where}]: variants must be a list of variant names")
                 bad = set(entry.get("tests", [])) - set(CONCERNS)
                 if bad:
                     raise BudgetError(f"{self.source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
@@ -129,8 +133,8 @@ class Budgets:
             for entry in _xfail_entries(layer):
                 # An entry naming backends (tests) covers only cases of those backends (tests): not, for
                 # example, the backend-independent size test of the same variant.
-                if ("backends" not in entry or backend in entry["backends"]) and \
-                        ("tests" not in entry or test in entry["tests"]):
+                if all(key not in entry or value in entry[key]
+                       for key, value in (("backends", backend), ("tests", test), ("variants", variant))):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
 
@@ -138,5 +142,5 @@ class Budgets:
 def _xfail_entries(layer: dict) -> list[dict]:
     entries = list(layer.get("xfails", []))
     if "xfail" in layer:
-        entries.append({k: layer[k] for k in ("xfail", "backends", "tests") if k in layer})
+        entries.append({k: layer[k] for k in ("xfail", "backends", "tests", "variants") if k in layer})
     return entries

@@ -79,7 +79,8 @@ def _cpu() -> dict:
 
 def runtime_versions() -> dict[str, str]:
     out = {}
-    for dist in ("torch", "torchvision", "onnx", "onnxruntime", "opencv-python-headless", "numpy", "onnxscript"):
+    for dist in ("torch", "torchvision", "onnx", "onnxruntime", "opencv-python-headless", "numpy", "onnxscript",
+                 "torchao", "torch-pruning"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

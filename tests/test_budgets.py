@@ -102,3 +102,20 @@ def test_skip_leaves_one_model_variant_out_with_its_reason(tmp_path):
     path.write_text('[model.m.variant.slow]\nskip = true\n')
     with pytest.raises(BudgetError, match="skip needs a reason"):
         Budgets.load(path)
+
+
+def test_model_xfail_scoped_by_variants(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('''
+[[model.m.xfails]]
+xfail = "this engine fails on m's QDQ graphs"
+backends = ["opencv"]
+variants = ["qdq_a", "qdq_b"]
+''')
+    b = Budgets.load(path)
+    assert b.for_("m", "qdq_b", "opencv", "accuracy").xfail == "this engine fails on m's QDQ graphs"
+    assert b.for_("m", "qoperator", "opencv", "accuracy").xfail is None
+    assert b.for_("m", "qdq_a", "onnxruntime", "accuracy").xfail is None
+    path.write_text('[model.m]\nxfail = "x"\nvariants = "qdq_a"\n')
+    with pytest.raises(BudgetError, match="variants must be a list"):
+        Budgets.load(path)
