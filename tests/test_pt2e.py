@@ -4,6 +4,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from edgeopt import metrics
 from edgeopt.backends import RunnerError, backends_for, runner_class
@@ -33,10 +34,15 @@ def test_pt2e_int8_program_quantizes_the_weights_and_runs_compiled(tiny_model, d
 
     with torch.no_grad():
         reference = weights.module(torch.from_numpy(X)).numpy()
+    counters["inductor"].clear()
     with runner_class("torch_compile")(artifact) as runner:
         out = runner.run(X)
         assert runner.run(X[:1]).shape == (1, 3)  # the batch dimension is dynamic
     assert metrics.sqnr_db(reference, out) > 15
+    assert torch._inductor.config.freezing is False  # the runner's setting ends with it
+    # Inductor folded the Q/DQ pairs into oneDNN INT8 kernels (prepacked weights), not float ops.
+    assert counters["inductor"]["qconv_weight_prepack_matcher_count"] > 0
+    assert counters["inductor"]["qlinear_weight_prepack_matcher_count"] > 0
 
 
 def test_loading_refuses_to_unpickle():

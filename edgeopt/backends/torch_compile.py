@@ -1,5 +1,10 @@
 """``torch.compile`` (Inductor) on a ``torch.export`` program, e.g. a PT2E INT8 model.
 
+Compiled with Inductor's ``freezing`` (weights become constants) and, when torchao is installed, its
+x86 passes that fold each dequantize -> conv/linear -> quantize chain into one oneDNN INT8 kernel
+(weights prepacked).  Without both the Q/DQ pairs run as separate float ops and a PT2E INT8 ResNet
+measured no faster than eager FP32 (2.2 ms); with them, 0.5 ms.
+
 Loading never unpickles: ``torch.export.load`` falls back to ``torch.load(weights_only=False)`` for
 payloads it cannot read safely, and that fallback is refused here.  Compilation happens on the
 first run of each new batch shape, so the first call is slow; the suite reports it as
@@ -9,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
+import torch._inductor.config
 
-from edgeopt.backends.base import RunnerError
+from edgeopt.backends.base import RunnerError, runtime_error
 from edgeopt.backends.torch_eager import TorchRunner
 
 
@@ -45,6 +52,15 @@ def load_program(path) -> torch.export.ExportedProgram:
         return torch.export.load(str(path))
 
 
+def int8_lowering_available() -> bool:
+    """Registers torchao's x86 Inductor passes (an import side effect of its quantizer module); False without torchao."""
+    try:
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class TorchCompileRunner(TorchRunner):
     """Runs like PyTorch eager; loading and compiling differ."""
 
@@ -53,4 +69,24 @@ class TorchCompileRunner(TorchRunner):
 
     def load(self) -> None:
         torch.set_num_threads(self.threads)  # before compiling: Inductor's CPU kernels take it at code generation
+        self.int8_lowering = int8_lowering_available()
+        # Compilation happens at each new batch shape's first run, so freezing stays on while the runner is open
+        # (torch.compile's ``options={"freezing": True}`` did not reach the INT8 weight-prepack passes).
         self.module = torch.compile(load_program(self.artifact.path).module(), backend="inductor")
+        self._freezing = torch._inductor.config.patch(freezing=True)
+        self._freezing.__enter__()
+
+    def close(self) -> None:
+        if getattr(self, "_freezing", None) is not None:
+            self._freezing.__exit__(None, None, None)
+            self._freezing = None
+        super().close()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        # no_grad, not inference_mode: Inductor's freezing prepacks the INT8 weights through fake tensors,
+        # which onednn.qconv_prepack does not support under inference_mode.
+        try:
+            with torch.no_grad():
+                return self.module(torch.from_numpy(batch)).float().numpy()
+        except Exception as exc:
+            raise runtime_error(self, exc) from exc
