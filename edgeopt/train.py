@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -37,12 +37,21 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     bf16: bool = True
+    # Warm restarts: (epochs, max_lr) of each further one-cycle schedule run after the first, seeded with
+    # seed + its position, so a run can resume from the committed weights of the cycles before it.
+    restarts: tuple[tuple[int, float], ...] = ()
+
+    def cycles(self) -> list["TrainConfig"]:
+        """One restart-free config per one-cycle schedule, in order."""
+        first = replace(self, restarts=())
+        return [first] + [replace(first, epochs=epochs, max_lr=max_lr) for epochs, max_lr in self.restarts]
 
 
 CONFIGS = {
     "simple_cnn": TrainConfig(epochs=20, batch_size=128, max_lr=0.05),
     "cifar_resnet": TrainConfig(epochs=40, batch_size=256, max_lr=0.2),
-    "mobilenet_v2_cifar": TrainConfig(epochs=15, batch_size=128, max_lr=0.1, weight_decay=3e-4),
+    "mobilenet_v2_cifar": TrainConfig(epochs=15, batch_size=128, max_lr=0.1, weight_decay=3e-4,
+                                      restarts=((6, 0.04),)),
 }
 
 
@@ -105,35 +114,71 @@ def fit(model: torch.nn.Module, split, spec, cfg: TrainConfig, rng: np.random.Ge
     return (time.time() - start) / 60
 
 
-def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force: bool) -> dict:
+def _without_restarts(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "restarts"}
+
+
+def _resume_point(name: str, cycles: list[TrainConfig], out) -> int:
+    """How many cycles the committed weights of ``name`` already went through (checked against the manifest)."""
+    record = json.loads((WEIGHTS_DIR / "manifest.json").read_text()).get(name) if (WEIGHTS_DIR / "manifest.json").exists() else None
+    if record is None or not out.exists() or cache.file_sha256(out) != record["sha256"]:
+        raise SystemExit(f"--resume needs {out} and its manifest entry (sha256 matching); train from scratch instead")
+    done = record.get("cycles", [{"config": record["config"]}])
+    for i, cycle in enumerate(done):
+        if i >= len(cycles) or _without_restarts(cycle["config"]) != _without_restarts(asdict(cycles[i])):
+            raise SystemExit(f"--resume: the committed weights' cycle {i + 1} ({cycle['config']}) is not this "
+                             f"recipe's; train from scratch instead")
+    if len(done) == len(cycles):
+        raise SystemExit(f"--resume: {out} already went through all {len(cycles)} cycles of the recipe")
+    return len(done)
+
+
+def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force: bool, resume: bool = False) -> dict:
     spec = get_model(name)
     if name not in CONFIGS:
         raise SystemExit(f"no training recipe for {name!r}; trainable: {', '.join(CONFIGS)}")
     cfg = CONFIGS[name]
     if epochs:
-        cfg = TrainConfig(**{**asdict(cfg), "epochs": epochs})
+        cfg = replace(cfg, epochs=epochs, restarts=())
+    cycles = cfg.cycles()
     out = WEIGHTS_DIR / f"{name}.pt"
-    if out.exists() and not force:
-        raise SystemExit(f"{out} exists; pass --force to retrain and replace it")
+    if out.exists() and not (force or resume):
+        raise SystemExit(f"{out} exists; pass --force to retrain and replace it (or --resume to run the cycles it lacks)")
+    start_cycle = _resume_point(name, cycles, out) if resume else 0
     train_split = load_split(spec.dataset, "train", data_dir)
     test_split = load_split(spec.dataset, "eval", data_dir)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model = spec.factory()
+    history = []
+    if resume:
+        record = json.loads((WEIGHTS_DIR / "manifest.json").read_text())[name]
+        history = record.get("cycles") or [{"config": record["config"], "test_top1": record["test_top1"],
+                                             "minutes": record["minutes"]}]
+        model.load_state_dict(torch.load(out, weights_only=True))
 
-    def report(epoch: int, loss: float, minutes: float) -> None:
+    for index in range(start_cycle, len(cycles)):
+        cycle = cycles[index]
+        if index:  # the first cycle keeps the torch seed set before the model was built
+            torch.manual_seed(seed + index)
+        rng = np.random.default_rng(seed + index)
+        label = f"cycle {index + 1}/{len(cycles)}"
+
+        def report(epoch: int, loss: float, minutes: float) -> None:
+            top1 = evaluate(model, test_split.images, test_split.labels, spec.mean, spec.std)
+            print(f"{name} {label} epoch {epoch}/{cycle.epochs} loss {loss:.3f} test top-1 {top1:.4f} "
+                  f"({minutes:.1f} min)", file=sys.stderr, flush=True)
+
+        minutes = fit(model, train_split, spec, cycle, rng, desc=f"{name} {label}", on_epoch=report)
         top1 = evaluate(model, test_split.images, test_split.labels, spec.mean, spec.std)
-        print(f"{name} epoch {epoch}/{cfg.epochs} loss {loss:.3f} test top-1 {top1:.4f} ({minutes:.1f} min)",
-              file=sys.stderr, flush=True)
-
-    minutes = fit(model, train_split, spec, cfg, rng, desc=name, on_epoch=report)
-    top1 = evaluate(model, test_split.images, test_split.labels, spec.mean, spec.std)
+        history.append({"config": asdict(cycle), "test_top1": round(top1, 4), "minutes": round(minutes, 1)})
     tmp = out.with_suffix(".pt.tmp")
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
     os.replace(tmp, out)
-    record = {"sha256": cache.file_sha256(out), "test_top1": round(top1, 4), "test_images": len(test_split),
-              "seed": seed, "minutes": round(minutes, 1), "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "config": asdict(cfg)}
+    record = {"sha256": cache.file_sha256(out), "test_top1": history[-1]["test_top1"], "test_images": len(test_split),
+              "seed": seed, "minutes": round(sum(c["minutes"] for c in history), 1),
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "config": asdict(cfg)}
+    if len(history) > 1:
+        record["cycles"] = history
     manifest_path = WEIGHTS_DIR / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest[name] = record
@@ -149,9 +194,11 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--data", default=None, help="data root (default: $EDGEOPT_DATA or ../shared/data)")
     p.add_argument("--force", action="store_true", help="replace existing weights")
+    p.add_argument("--resume", action="store_true",
+                   help="start from the committed weights and run only the warm-restart cycles they have not had")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(json.dumps(train(args.model, args.seed, args.epochs, args.data, args.force), indent=2))
+    print(json.dumps(train(args.model, args.seed, args.epochs, args.data, args.force, args.resume), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-import numpy as np
+from dataclasses import replace
 
-from edgeopt.train import CONFIGS, augment
+import numpy as np
+import pytest
+import torch
+
+from edgeopt import train as train_module
+from edgeopt.train import CONFIGS, TrainConfig, augment
 from edgeopt.models import list_models
 
 
@@ -23,3 +28,31 @@ def test_augment_is_seeded():
 
 def test_every_trainable_model_is_registered():
     assert set(CONFIGS) <= set(list_models())
+
+
+def _trained(tmp_path, monkeypatch, data_dir, cfg, **kwargs):
+    tmp_path.mkdir(exist_ok=True)
+    monkeypatch.setattr(train_module, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(CONFIGS, "tiny_test", cfg)
+    record = train_module.train("tiny_test", seed=0, epochs=None, data_dir=data_dir, force=True, **kwargs)
+    return record, torch.load(tmp_path / "tiny_test.pt", weights_only=True)
+
+
+def test_resuming_runs_only_the_missing_restart_cycles_and_matches_a_full_run(tiny_model, data_dir, tmp_path,
+                                                                              monkeypatch):
+    torch.set_num_threads(1)
+    two_cycles = TrainConfig(epochs=1, batch_size=4, max_lr=0.05, bf16=False, restarts=((1, 0.02),))
+    full, full_weights = _trained(tmp_path / "full", monkeypatch, data_dir, two_cycles)
+    assert [c["config"]["max_lr"] for c in full["cycles"]] == [0.05, 0.02]
+
+    first, _ = _trained(tmp_path / "resumed", monkeypatch, data_dir, replace(two_cycles, restarts=()))
+    assert "cycles" not in first
+    resumed, resumed_weights = _trained(tmp_path / "resumed", monkeypatch, data_dir, two_cycles, resume=True)
+    assert len(resumed["cycles"]) == 2 and resumed["cycles"][0]["test_top1"] == first["test_top1"]
+    for name, tensor in full_weights.items():
+        assert torch.equal(tensor, resumed_weights[name]), name
+
+    with pytest.raises(SystemExit, match="already went through all 2 cycles"):
+        _trained(tmp_path / "resumed", monkeypatch, data_dir, two_cycles, resume=True)
+    with pytest.raises(SystemExit, match="is not this recipe's"):
+        _trained(tmp_path / "resumed", monkeypatch, data_dir, replace(two_cycles, max_lr=0.1), resume=True)
