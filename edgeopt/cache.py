@@ -2,7 +2,8 @@
 
 Safe under ``pytest -n``: concurrent workers wait on the same lock and the loser finds the
 entry already there.  A failed build leaves nothing behind (it writes to a temporary name and
-renames only on success), so a cached entry is never half-written nor overwritten.
+renames only on success), so a cached entry is never half-written nor overwritten; what a killed
+build left behind is removed by the next build of the same entry.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def get_or_create(path: Path, build: Callable[[Path], None]) -> Path:
     with FileLock(str(path) + ".lock"):
         if path.exists():
             return path
+        # Under the lock nobody else is building this entry: leftovers are from a killed run.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             build(tmp)

@@ -33,3 +33,13 @@ def test_failed_build_leaves_nothing_and_keeps_existing_entries(tmp_path):
 def test_digest_is_order_independent_and_content_sensitive():
     assert cache.digest({"a": 1, "b": 2}) == cache.digest({"b": 2, "a": 1})
     assert cache.digest({"a": 1}) != cache.digest({"a": 2})
+
+
+def test_leftovers_of_a_killed_build_are_removed_by_the_next_build_of_that_entry(tmp_path):
+    killed = tmp_path / ".entry.12345.tmp"
+    killed.mkdir()
+    (killed / "half.onnx").write_text("partial")
+    other = tmp_path / ".other-entry.12345.tmp"  # another entry's build may still be running: left alone
+    other.write_text("in progress")
+    cache.get_or_create(tmp_path / "entry", lambda tmp: tmp.mkdir())
+    assert not killed.exists() and other.exists() and (tmp_path / "entry").is_dir()
