@@ -49,6 +49,8 @@ def get_or_create(path: Path, build: Callable[[Path], None]) -> Path:
             return path
         # Under the lock nobody else is building this entry: leftovers are from a killed run.
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            if not stale.name[len(path.name) + 2:-4].isdigit():  # another entry whose name extends this one
+                continue
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:

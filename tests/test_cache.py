@@ -41,5 +41,7 @@ def test_leftovers_of_a_killed_build_are_removed_by_the_next_build_of_that_entry
     (killed / "half.onnx").write_text("partial")
     other = tmp_path / ".other-entry.12345.tmp"  # another entry's build may still be running: left alone
     other.write_text("in progress")
+    longer = tmp_path / ".entry.v2.12345.tmp"  # the build of an entry named "entry.v2"
+    longer.write_text("in progress")
     cache.get_or_create(tmp_path / "entry", lambda tmp: tmp.mkdir())
-    assert not killed.exists() and other.exists() and (tmp_path / "entry").is_dir()
+    assert not killed.exists() and other.exists() and longer.exists() and (tmp_path / "entry").is_dir()
