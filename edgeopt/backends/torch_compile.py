@@ -2,8 +2,8 @@
 
 Compiled with Inductor's ``freezing`` (weights become constants) and, when torchao is installed, its
 x86 passes that fold each dequantize -> conv/linear -> quantize chain into one oneDNN INT8 kernel
-(weights prepacked).  Without both the Q/DQ pairs run as separate float ops and a PT2E INT8 ResNet
-measured no faster than eager FP32 (2.2 ms); with them, 0.5 ms.
+(weights prepacked).  Without both the Q/DQ pairs ran as separate float ops, no faster than eager FP32;
+with them (batch 1, 1 thread) EfficientNet-Lite0 went 13.3 -> 6.0 ms, SimpleCNN 0.45 -> 0.29 ms.
 
 Loading never unpickles: ``torch.export.load`` falls back to ``torch.load(weights_only=False)`` for
 payloads it cannot read safely, and that fallback is refused here.  Compilation happens on the
