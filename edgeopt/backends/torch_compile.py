@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 import torch
 import torch._inductor.config
 
-from edgeopt.backends.base import RunnerError, runtime_error
+from edgeopt.backends.base import RunnerError
 from edgeopt.backends.torch_eager import TorchRunner
 
 
@@ -52,13 +51,12 @@ def load_program(path) -> torch.export.ExportedProgram:
         return torch.export.load(str(path))
 
 
-def int8_lowering_available() -> bool:
-    """Registers torchao's x86 Inductor passes (an import side effect of its quantizer module); False without torchao."""
+def _register_torchao_int8_passes() -> None:
+    """torchao's x86 Inductor passes register on import of its quantizer module; without torchao, nothing to do."""
     try:
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
     except ImportError:
-        return False
-    return True
+        pass
 
 
 class TorchCompileRunner(TorchRunner):
@@ -69,7 +67,7 @@ class TorchCompileRunner(TorchRunner):
 
     def load(self) -> None:
         torch.set_num_threads(self.threads)  # before compiling: Inductor's CPU kernels take it at code generation
-        self.int8_lowering = int8_lowering_available()
+        _register_torchao_int8_passes()
         # Compilation happens at each new batch shape's first run, so freezing stays on while the runner is open
         # (torch.compile's ``options={"freezing": True}`` did not reach the INT8 weight-prepack passes).
         self.module = torch.compile(load_program(self.artifact.path).module(), backend="inductor")
@@ -81,12 +79,3 @@ class TorchCompileRunner(TorchRunner):
             self._freezing.__exit__(None, None, None)
             self._freezing = None
         super().close()
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        # no_grad, not inference_mode: Inductor's freezing prepacks the INT8 weights through fake tensors,
-        # which onednn.qconv_prepack does not support under inference_mode.
-        try:
-            with torch.no_grad():
-                return self.module(torch.from_numpy(batch)).float().numpy()
-        except Exception as exc:
-            raise runtime_error(self, exc) from exc
