@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from edgeopt import cache
 from edgeopt.data import load_split, normalize
-from edgeopt.models import WEIGHTS_DIR, get_model
+from edgeopt.models import WEIGHTS_DIR, get_model, load_state_dict
 from edgeopt.progress import progress
 
 
@@ -118,19 +118,22 @@ def _without_restarts(config: dict) -> dict:
     return {k: v for k, v in config.items() if k != "restarts"}
 
 
-def _resume_point(name: str, cycles: list[TrainConfig], out) -> int:
-    """How many cycles the committed weights of ``name`` already went through (checked against the manifest)."""
-    record = json.loads((WEIGHTS_DIR / "manifest.json").read_text()).get(name) if (WEIGHTS_DIR / "manifest.json").exists() else None
+def _completed_cycles(name: str, cycles: list[TrainConfig], out) -> list[dict]:
+    """The cycles (config and figures) the committed weights of ``name`` already went through, checked
+    against the manifest and this recipe; at least one cycle must remain."""
+    manifest_path = WEIGHTS_DIR / "manifest.json"
+    record = json.loads(manifest_path.read_text()).get(name) if manifest_path.exists() else None
     if record is None or not out.exists() or cache.file_sha256(out) != record["sha256"]:
         raise SystemExit(f"--resume needs {out} and its manifest entry (sha256 matching); train from scratch instead")
-    done = record.get("cycles", [{"config": record["config"]}])
+    done = record.get("cycles") or [{"config": record["config"], "test_top1": record["test_top1"],
+                                     "minutes": record["minutes"]}]
     for i, cycle in enumerate(done):
         if i >= len(cycles) or _without_restarts(cycle["config"]) != _without_restarts(asdict(cycles[i])):
             raise SystemExit(f"--resume: the committed weights' cycle {i + 1} ({cycle['config']}) is not this "
                              f"recipe's; train from scratch instead")
     if len(done) == len(cycles):
         raise SystemExit(f"--resume: {out} already went through all {len(cycles)} cycles of the recipe")
-    return len(done)
+    return done
 
 
 def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force: bool, resume: bool = False) -> dict:
@@ -144,19 +147,15 @@ def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force:
     out = WEIGHTS_DIR / f"{name}.pt"
     if out.exists() and not (force or resume):
         raise SystemExit(f"{out} exists; pass --force to retrain and replace it (or --resume to run the cycles it lacks)")
-    start_cycle = _resume_point(name, cycles, out) if resume else 0
+    history = _completed_cycles(name, cycles, out) if resume else []
     train_split = load_split(spec.dataset, "train", data_dir)
     test_split = load_split(spec.dataset, "eval", data_dir)
     torch.manual_seed(seed)
     model = spec.factory()
-    history = []
     if resume:
-        record = json.loads((WEIGHTS_DIR / "manifest.json").read_text())[name]
-        history = record.get("cycles") or [{"config": record["config"], "test_top1": record["test_top1"],
-                                             "minutes": record["minutes"]}]
-        model.load_state_dict(torch.load(out, weights_only=True))
+        model.load_state_dict(load_state_dict(out))
 
-    for index in range(start_cycle, len(cycles)):
+    for index in range(len(history), len(cycles)):
         cycle = cycles[index]
         if index:  # the first cycle keeps the torch seed set before the model was built
             torch.manual_seed(seed + index)
