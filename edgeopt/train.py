@@ -78,19 +78,37 @@ def evaluate(model, images, labels, mean, std, batch_size: int = 500) -> float:
     return float(correct) / len(labels)
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target loss: KL(teacher || student) at ``temperature``, scaled by T^2 so its
+    gradients keep their size as T changes."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits.float() / t, 1), F.log_softmax(teacher_logits.float() / t, 1),
+                    log_target=True, reduction="batchmean") * t * t
+
+
 def fit(model: torch.nn.Module, split, spec, cfg: TrainConfig, rng: np.random.Generator, desc: str,
-        on_epoch: Callable[[int, float, float], None] | None = None) -> float:
+        on_epoch: Callable[[int, float, float], None] | None = None, teacher: torch.nn.Module | None = None,
+        distill_weight: float = 0.0, distill_temperature: float = 4.0) -> float:
     """Train ``model`` in place on ``split`` (augmented, normalised for ``spec``) with SGD + OneCycle; minutes taken.
 
     Seed torch before building the model and pass a seeded ``rng``: together they make a run reproducible
-    on the same software and thread count.  Also used by the fine-tuning recipes.
+    on the same software and thread count.  Also used by the fine-tuning recipes, which may pass a
+    ``teacher`` (the unpruned model): the loss is then ``(1 - distill_weight) * cross-entropy +
+    distill_weight * distillation_loss`` against the teacher's logits on the same augmented batch.
     """
+    if teacher is not None and not 0.0 < distill_weight <= 1.0:
+        raise ValueError(f"distill_weight must be in (0, 1] with a teacher, got {distill_weight}")
+    if teacher is not None:
+        teacher.to(memory_format=torch.channels_last).eval()
     model.to(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(len(split) / cfg.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.max_lr, momentum=0.9, nesterov=True,
                           weight_decay=cfg.weight_decay)
+    # A quarter of the steps warm up; a very short run (a few steps) gets at least 1.5 so that OneCycleLR's
+    # warm-up phase is not empty (it divides by its length).
+    pct_start = min(0.9, max(0.25, 1.5 / (cfg.epochs * steps_per_epoch)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.max_lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                                                pct_start=0.25)
+                                                pct_start=pct_start)
     start = time.time()
     for epoch in range(cfg.epochs):
         model.train()
@@ -102,7 +120,13 @@ def fit(model: torch.nn.Module, split, spec, cfg: TrainConfig, rng: np.random.Ge
             x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(split.labels[idx])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(x)
+                    loss = (1 - distill_weight) * loss + distill_weight * distillation_loss(
+                        logits, teacher_logits, distill_temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -111,6 +135,8 @@ def fit(model: torch.nn.Module, split, spec, cfg: TrainConfig, rng: np.random.Ge
         if on_epoch is not None:
             on_epoch(epoch + 1, total_loss / steps_per_epoch, (time.time() - start) / 60)
     model.to(memory_format=torch.contiguous_format).eval()
+    if teacher is not None:
+        teacher.to(memory_format=torch.contiguous_format)
     return (time.time() - start) / 60
 
 

@@ -1,4 +1,6 @@
 """Recipes that fine-tune (unstructured pruning + fine-tune, structured channel pruning) and what they stack into."""
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -55,6 +57,30 @@ def test_structured_pruning_exports_to_onnx_and_quantizes_on_top(tiny_model, wei
     assert quantized.meta["ops"].get("QuantizeLinear", 0) >= 1
     assert metrics.top1_agreement(run(exported, "onnxruntime"), run(quantized, "onnxruntime")) >= 0.5
     assert not STRUCTURED_ONNX.lossless and VARIANTS["onnx_fp32"].lossless
+
+
+def test_distillation_loss_is_zero_only_when_the_student_matches_the_teacher():
+    from edgeopt.train import distillation_loss
+
+    teacher = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    assert distillation_loss(teacher.clone(), teacher, 4.0).item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.zeros_like(teacher, requires_grad=True)
+    loss = distillation_loss(student, teacher, 4.0)
+    assert loss.item() > 0
+    loss.backward()
+    assert (student.grad.argmin(1) == teacher.argmax(1)).all()  # descent raises the teacher's top class
+
+
+def test_structured_pruning_distils_from_the_unpruned_model_when_asked(tiny_model, weights, data_dir):
+    longer = replace(STRUCTURED, finetune_epochs=4, finetune_lr=0.5)
+    plain = build(tiny_model, longer, weights, data_dir=data_dir)
+    distilled = build(tiny_model, replace(longer, name="ps_kd", distill_weight=0.7), weights, data_dir=data_dir)
+    assert plain.meta["distill_weight"] == 0.0 and distilled.meta["distill_weight"] == 0.7
+    a, b = (torch.load(x.path, weights_only=True) for x in (plain, distilled))
+    assert a["conv.weight"].shape == b["conv.weight"].shape  # same channels pruned
+    assert (a["fc.weight"] - b["fc.weight"]).abs().max() > 1e-3  # a different fine-tune
+    with pytest.raises(RecipeError, match="distill_weight"):
+        build(tiny_model, replace(STRUCTURED, name="ps_bad", distill_weight=1.5), weights, data_dir=data_dir)
 
 
 def test_finetuning_keeps_the_pruning_masks_and_changes_the_kept_weights(tiny_model, weights, data_dir):

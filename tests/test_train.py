@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from edgeopt import train as train_module
-from edgeopt.train import CONFIGS, TrainConfig, augment
+from edgeopt.data import load_split
+from edgeopt.train import CONFIGS, TrainConfig, augment, fit
 from edgeopt.models import list_models
 
 
@@ -24,6 +25,16 @@ def test_augment_keeps_shape_and_pixels_from_the_padded_image():
 def test_augment_is_seeded():
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     assert np.array_equal(augment(images, np.random.default_rng(5)), augment(images, np.random.default_rng(5)))
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 4, 6])
+def test_fit_trains_even_when_the_run_has_only_a_few_steps(tiny_model, data_dir, epochs):
+    split = load_split(tiny_model.dataset, "train", data_dir)
+    model = tiny_model.factory()
+    before = model.fc.weight.detach().clone()
+    cfg = TrainConfig(epochs=epochs, batch_size=len(split), max_lr=0.1, bf16=False)  # one step per epoch
+    fit(model, split, tiny_model, cfg, np.random.default_rng(0), desc="tiny")
+    assert not torch.equal(before, model.fc.weight)
 
 
 def test_every_trainable_model_is_registered():

@@ -9,6 +9,7 @@ like every other artifact, keyed by the training file listing too.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,9 @@ class PruneStructured(Recipe):
     round_to: int = 8
     finetune_epochs: int = 4
     finetune_lr: float = 0.02
+    # Knowledge distillation from the unpruned model during the fine-tune (0: labels only).
+    distill_weight: float = 0.0
+    distill_temperature: float = 4.0
     seed: int = 0
 
 
@@ -75,15 +79,18 @@ def _threads(n: int):
         torch.set_num_threads(before)
 
 
-def finetune(model: nn.Module, ctx, epochs: int, max_lr: float, seed: int) -> float:
-    """Seeded fine-tune of ``model`` in place on the model's training images (all cores); minutes taken."""
+def finetune(model: nn.Module, ctx, epochs: int, max_lr: float, seed: int, teacher: nn.Module | None = None,
+             distill_weight: float = 0.0, distill_temperature: float = 4.0) -> float:
+    """Seeded fine-tune of ``model`` in place on the model's training images (all cores), distilling from
+    ``teacher`` when given; minutes taken."""
     from edgeopt.train import TrainConfig, fit
 
     split = ctx.training_split()
     cfg = TrainConfig(epochs=epochs, batch_size=128, max_lr=max_lr)
     torch.manual_seed(seed)
     with _threads(os.cpu_count() or 1):
-        return fit(model, split, ctx.spec, cfg, np.random.default_rng(seed), desc=f"fine-tune {ctx.spec.name}")
+        return fit(model, split, ctx.spec, cfg, np.random.default_rng(seed), desc=f"fine-tune {ctx.spec.name}",
+                   teacher=teacher, distill_weight=distill_weight, distill_temperature=distill_temperature)
 
 
 def _check_fraction(name: str, field: str, value: float) -> None:
@@ -108,6 +115,10 @@ def _(recipe: PruneL1Unstructured, model, ctx, directory: Path) -> None:
 @build_into.register
 def _(recipe: PruneStructured, model, ctx, directory: Path) -> None:
     _check_fraction(recipe.name, "ratio", recipe.ratio)
+    if not 0.0 <= recipe.distill_weight <= 1.0 or recipe.distill_temperature <= 0:
+        raise RecipeError(f"{recipe.name}: distill_weight must be in [0, 1] and distill_temperature > 0, got "
+                          f"{recipe.distill_weight} and {recipe.distill_temperature}")
+    teacher = copy.deepcopy(model).eval() if recipe.distill_weight > 0 else None
     try:
         import torch_pruning as tp
     except ImportError as exc:
@@ -123,9 +134,10 @@ def _(recipe: PruneStructured, model, ctx, directory: Path) -> None:
         raise RecipeError(f"{recipe.name}: torch-pruning could not prune {spec.name}: {type(exc).__name__}: {exc}") from exc
     model.eval()
     macs_after, params_after = metrics.macs(model, spec.input_size), sum(p.numel() for p in model.parameters())
-    minutes = finetune(model, ctx, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed)
+    minutes = finetune(model, ctx, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher,
+                       recipe.distill_weight, recipe.distill_temperature)
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, directory / "model.pt")
     write_meta(directory, file="model.pt", format=recipe.format, ratio=recipe.ratio, macs=macs_after,
                macs_ratio=macs_after / macs_before, params=params_after, params_ratio=params_after / params_before,
                finetune_epochs=recipe.finetune_epochs, finetune_minutes=round(minutes, 2),
-               torch_pruning=tp.__version__)
+               distill_weight=recipe.distill_weight, torch_pruning=tp.__version__)
