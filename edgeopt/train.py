@@ -51,7 +51,7 @@ CONFIGS = {
     "simple_cnn": TrainConfig(epochs=20, batch_size=128, max_lr=0.05),
     "cifar_resnet": TrainConfig(epochs=50, batch_size=256, max_lr=0.2),
     "mobilenet_v2_cifar": TrainConfig(epochs=15, batch_size=128, max_lr=0.1, weight_decay=3e-4,
-                                      restarts=((6, 0.04),)),
+                                      restarts=((6, 0.04), (8, 0.02))),
 }
 
 
