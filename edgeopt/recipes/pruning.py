@@ -45,8 +45,9 @@ class PruneL1Unstructured(Recipe):
 @dataclass(frozen=True)
 class PruneStructured(Recipe):
     """Channel pruning (torch-pruning, L2 group magnitude) of ``ratio`` of every prunable layer's channels,
-    rounded to multiples of ``round_to`` (SIMD-friendly widths), then a fine-tune.  The classifier's
-    outputs are never pruned.  The artifact is a state dict at the pruned widths."""
+    rounded to multiples of ``round_to`` (SIMD-friendly widths), then a fine-tune, distilling from the
+    unpruned model when ``distill_weight`` > 0.  The classifier's outputs are never pruned.  The artifact
+    is a state dict at the pruned widths."""
 
     name: str = "prune_structured"
     format = "torch"
