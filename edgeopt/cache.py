@@ -7,6 +7,7 @@ build left behind is removed by the next build of the same entry.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,6 +33,21 @@ def file_sha256(path: str | os.PathLike) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+@functools.cache
+def source_digest(package_dir: str | os.PathLike) -> str:
+    """sha256 over every ``.py`` file under ``package_dir`` (relative path and content), read once per process.
+
+    Part of the key of a cached result that the package's own code computed: any change to that code
+    invalidates it.
+    """
+    root = Path(package_dir)
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 

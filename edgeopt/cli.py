@@ -59,7 +59,7 @@ def latency_ms(runner, x, warmup: int, rounds: int) -> dict:
 
 
 def cmd_measure(args) -> int:
-    wb = Workbench(data_dir=args.data, threads=args.threads, limit=args.limit)
+    wb = Workbench(data_dir=args.data, threads=args.threads, limit=args.limit, reuse_outputs=not args.remeasure)
     model, variant, backend = args.model, args.variant, args.backend
     get_model(model)
     if variant not in VARIANTS:
@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--warmup", type=int, default=10)
     s.add_argument("--rounds", type=int, default=50)
+    s.add_argument("--remeasure", action="store_true",
+                   help="evaluate again instead of reusing cached outputs of identical inputs")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     try:

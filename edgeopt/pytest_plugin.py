@@ -28,6 +28,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgeopt-backends", default="*", metavar="GLOB[,GLOB]", help="backends to run")
     group.addoption("--edgeopt-limit", type=int, default=None, metavar="N",
                     help="evaluate N evenly spaced images of each evaluation split (quick runs)")
+    group.addoption("--edgeopt-remeasure", action="store_true",
+                    help="run every evaluation again instead of reusing the cached outputs of identical inputs "
+                         "(same artifact bytes, runtime version, threads, images and edgeopt code)")
     group.addoption("--edgeopt-budgets", default=None, metavar="TOML", help="budgets file (default: the suite's)")
 
 

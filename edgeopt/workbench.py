@@ -6,11 +6,12 @@ passes is the suite's job.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from edgeopt import metrics
+from edgeopt import cache, metrics
 from edgeopt.artifact import Artifact
 from edgeopt.backends import backends_for, runner_class
 from edgeopt.data import Split, batches, load_split
@@ -23,8 +24,9 @@ REFERENCE = ("fp32", "torch")
 
 class Workbench:
     def __init__(self, data_dir: str | Path | None = None, cache_root: Path | None = None, threads: int = 1,
-                 limit: int | None = None):
+                 limit: int | None = None, reuse_outputs: bool = True):
         self.data_dir = data_dir
+        self.reuse_outputs = reuse_outputs
         self.cache_root = cache_root
         self.threads = threads
         self.limit = limit
@@ -34,6 +36,8 @@ class Workbench:
         self._outputs: dict[tuple[str, str, str], np.ndarray] = {}
         self._macs: dict[str, int] = {}
         self._memory: dict[tuple[str, str, str], dict] = {}
+        self._file_digests: dict[Path, str] = {}
+        self._image_digests: dict[str, str] = {}
 
     # -- inputs ---------------------------------------------------------------------------
     def spec(self, model: str) -> ModelSpec:
@@ -69,20 +73,53 @@ class Workbench:
 
     # -- outputs --------------------------------------------------------------------------
     def outputs(self, model: str, variant: str, backend: str) -> np.ndarray:
-        """Logits of the whole evaluation split (raises RunnerError if the runtime cannot run it)."""
+        """Logits of the whole evaluation split (raises RunnerError if the runtime cannot run it).
+
+        Computed once per identical inputs and kept in the cache (see :meth:`outputs_key`), unless the
+        workbench was made with ``reuse_outputs=False``; a failed run stores nothing.
+        """
         key = (model, variant, backend)
         if key not in self._outputs:
-            spec = self.spec(model)
-            images = self.split(model).images
-            artifact = self.artifact(model, variant)
-            chunks = []
-            with runner_class(backend)(artifact, threads=self.threads) as runner:
-                steps = range(0, len(images), spec.eval_batch)
-                for x in progress(batches(images, spec.mean, spec.std, spec.eval_batch),
-                                  desc=f"{model}-{variant}-{backend}", total=len(steps)):
-                    chunks.append(runner.run(x))
-            self._outputs[key] = np.concatenate(chunks)
+            if not self.reuse_outputs:
+                self._outputs[key] = self._run_split(model, variant, backend)
+            else:
+                path = (self.cache_root or cache.cache_dir()) / "outputs" / \
+                    f"{model}-{variant}-{backend}-{self.outputs_key(model, variant, backend)[:20]}.npy"
+                cache.get_or_create(path, lambda tmp: _save_npy(tmp, self._run_split(model, variant, backend)))
+                self._outputs[key] = np.load(path, allow_pickle=False)
         return self._outputs[key]
+
+    def outputs_key(self, model: str, variant: str, backend: str) -> str:
+        """Everything the logits depend on: the artifact's bytes, the runtime and its version, the thread
+        count, the evaluation images, their preprocessing and batching, and edgeopt's own code."""
+        spec, artifact = self.spec(model), self.artifact(model, variant)
+        if artifact.path not in self._file_digests:
+            self._file_digests[artifact.path] = cache.file_sha256(artifact.path)
+        return cache.digest({
+            "artifact": artifact.key, "artifact_sha256": self._file_digests[artifact.path],
+            "backend": backend, "runtime": runner_class(backend).describe(), "threads": self.threads,
+            "images": self._images_digest(model), "mean": spec.mean, "std": spec.std, "batch": spec.eval_batch,
+            "edgeopt": cache.source_digest(Path(__file__).parent),
+        })
+
+    def _images_digest(self, model: str) -> str:
+        """sha256 of the decoded evaluation images (pixels, not file names), once per dataset."""
+        dataset = self.spec(model).dataset.name
+        if dataset not in self._image_digests:
+            images = np.ascontiguousarray(self.split(model).images)
+            self._image_digests[dataset] = hashlib.sha256(images).hexdigest()
+        return self._image_digests[dataset]
+
+    def _run_split(self, model: str, variant: str, backend: str) -> np.ndarray:
+        spec = self.spec(model)
+        images = self.split(model).images
+        chunks = []
+        with runner_class(backend)(self.artifact(model, variant), threads=self.threads) as runner:
+            steps = range(0, len(images), spec.eval_batch)
+            for x in progress(batches(images, spec.mean, spec.std, spec.eval_batch),
+                              desc=f"{model}-{variant}-{backend}", total=len(steps)):
+                chunks.append(runner.run(x))
+        return np.concatenate(chunks)
 
     def reference(self, model: str) -> np.ndarray:
         return self.outputs(model, *REFERENCE)
@@ -146,3 +183,8 @@ class Workbench:
             out.update(self.agreement(model, variant, backend))
         out.update(self._memory.get((model, variant, backend), {}))
         return out
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would append ".npy" to the temporary name
+        np.save(fh, array, allow_pickle=False)

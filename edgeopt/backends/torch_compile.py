@@ -74,6 +74,16 @@ class TorchCompileRunner(TorchRunner):
         self._freezing = torch._inductor.config.patch(freezing=True)
         self._freezing.__enter__()
 
+    @staticmethod
+    def describe() -> dict:
+        from importlib import metadata
+
+        try:
+            torchao = metadata.version("torchao")
+        except metadata.PackageNotFoundError:
+            torchao = "absent"
+        return {"torch": torch.__version__, "torchao": torchao}
+
     def close(self) -> None:
         if getattr(self, "_freezing", None) is not None:
             self._freezing.__exit__(None, None, None)

@@ -1,0 +1,62 @@
+"""Workbench: evaluation outputs are computed once per identical inputs and reused from the cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeopt.backends import RunnerError
+from edgeopt.workbench import Workbench
+
+from tests.conftest import write_image_folder
+
+
+def _forbid_runs(monkeypatch):
+    def run_split(self, model, variant, backend):
+        raise AssertionError(f"{model}-{variant}-{backend} was evaluated again")
+
+    monkeypatch.setattr(Workbench, "_run_split", run_split)
+
+
+def test_outputs_are_reused_by_the_next_run(tiny_model, data_dir, isolated_cache, monkeypatch):
+    first = Workbench(data_dir=data_dir).outputs("tiny_test", "fp32", "torch")
+    assert first.shape == (15, 3)
+    assert len(list((isolated_cache / "outputs").glob("tiny_test-fp32-torch-*.npy"))) == 1
+    _forbid_runs(monkeypatch)
+    np.testing.assert_array_equal(Workbench(data_dir=data_dir).outputs("tiny_test", "fp32", "torch"), first)
+
+
+def test_remeasure_evaluates_again(tiny_model, data_dir, monkeypatch):
+    Workbench(data_dir=data_dir).outputs("tiny_test", "fp32", "torch")
+    _forbid_runs(monkeypatch)
+    with pytest.raises(AssertionError, match="evaluated again"):
+        Workbench(data_dir=data_dir, reuse_outputs=False).outputs("tiny_test", "fp32", "torch")
+
+
+def test_key_follows_every_input(tiny_model, data_dir, tmp_path):
+    base = Workbench(data_dir=data_dir)
+    key = base.outputs_key("tiny_test", "fp32", "torch")
+    assert Workbench(data_dir=data_dir).outputs_key("tiny_test", "fp32", "torch") == key
+    assert Workbench(data_dir=data_dir, threads=2).outputs_key("tiny_test", "fp32", "torch") != key
+    assert base.outputs_key("tiny_test", "torchscript", "torchscript") != key
+    other = tmp_path / "other"
+    write_image_folder(other / "tiny" / "test", per_class=5, seed=7)  # same file names, other pixels
+    write_image_folder(other / "tiny" / "train", per_class=4, seed=2)
+    assert Workbench(data_dir=other).outputs_key("tiny_test", "fp32", "torch") != key
+
+
+def test_changed_artifact_bytes_are_evaluated_again(tiny_model, data_dir):
+    wb = Workbench(data_dir=data_dir)
+    key = wb.outputs_key("tiny_test", "onnx_fp32", "onnxruntime")
+    path = wb.artifact("tiny_test", "onnx_fp32").path
+    path.write_bytes(path.read_bytes() + b"\0")  # e.g. a rebuild that did not reproduce bit for bit
+    assert Workbench(data_dir=data_dir).outputs_key("tiny_test", "onnx_fp32", "onnxruntime") != key
+
+
+def test_a_failed_evaluation_stores_nothing(tiny_model, data_dir, isolated_cache, monkeypatch):
+    def run_split(self, model, variant, backend):
+        raise RunnerError("the runtime failed")
+
+    monkeypatch.setattr(Workbench, "_run_split", run_split)
+    with pytest.raises(RunnerError):
+        Workbench(data_dir=data_dir).outputs("tiny_test", "fp32", "torch")
+    assert not [p for p in (isolated_cache / "outputs").iterdir() if p.suffix != ".lock"]
