@@ -20,9 +20,11 @@ setup: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pytest benchmarks/ --edgeopt-threads $(THREADS)
 
-# Two workers, each model's cases on one worker (they share its reference outputs and artifacts).
+# Two workers; a fine-tune and the variants built on it stay on one worker (see benchmarks/conftest.py).
+# PYTEST_ARGS adds options, e.g. PYTEST_ARGS="--junitxml=report.xml".
+PYTEST_ARGS ?=
 test: $(VENV)/.installed
-	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable -n 2 --dist loadgroup
+	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 # Gate: fail when a median is 25% slower than the baseline stored in benchmarks/baselines.
 compare: $(VENV)/.installed

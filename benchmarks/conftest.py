@@ -85,14 +85,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if skip_reference and case.is_reference:
             continue
         budget = config.edgeopt_budgets.for_(case.model, case.variant, case.backend, concern)
-        # One model's cases share its reference outputs: keep them on one worker under `-n N --dist loadgroup`.
-        marks = [pytest.mark.xdist_group(case.model)]
+        marks = [pytest.mark.xdist_group(xdist_group(case))]
         if reason := VARIANTS[case.variant].unsupported_reason(get_model(case.model)) or budget.skip:
             marks.append(pytest.mark.skip(reason=reason))
         if budget.xfail:
             marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
+
+
+def xdist_group(case) -> str:
+    """The pytest-xdist worker group of a case under ``-n N --dist loadgroup``: its model and the variant its
+    artifact is built from when that one trains (a fine-tune and everything stacked on it on one worker,
+    which builds it while the other goes on), else its own variant.  Workers share the rest (artifacts,
+    reference outputs) through the on-disk cache, where the first to need an entry builds it."""
+    lineage = VARIANTS[case.variant].lineage()
+    trained = [r.name for r in lineage if r.trains]
+    return f"{case.model}-{trained[-1] if trained else case.variant}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -104,7 +113,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def workbench(pytestconfig: pytest.Config) -> Workbench:
     return Workbench(data_dir=pytestconfig.getoption("edgeopt_data"),
                      threads=pytestconfig.getoption("edgeopt_threads"),
-                     limit=pytestconfig.getoption("edgeopt_limit"))
+                     limit=pytestconfig.getoption("edgeopt_limit"),
+                     reuse_outputs=not pytestconfig.getoption("edgeopt_remeasure"))
 
 
 @contextlib.contextmanager

@@ -101,6 +101,30 @@ def test_finetune_is_seeded(tiny_model, weights, data_dir, tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_finetune_runs_on_the_recipes_thread_count_not_the_machines(tiny_model, weights, data_dir, monkeypatch):
+    import edgeopt.train
+
+    seen, fit = [], edgeopt.train.fit
+    monkeypatch.setattr(edgeopt.train, "fit", lambda *a, **k: seen.append(torch.get_num_threads()) or fit(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        build(tiny_model, replace(STRUCTURED, name="ps1"), weights, data_dir=data_dir)
+        assert seen == [1] and torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    one = build(tiny_model, STRUCTURED, weights, data_dir=data_dir)
+    two = build(tiny_model, replace(STRUCTURED, threads=2), weights, data_dir=data_dir)
+    assert one.key != two.key  # the thread count is part of what the weights depend on
+
+
+@pytest.mark.parametrize("recipe", [replace(STRUCTURED, threads=0),
+                                    PruneL1Unstructured(name="pf", finetune_epochs=1, threads=0)])
+def test_a_thread_count_below_one_is_refused_with_the_recipes_name(tiny_model, weights, data_dir, recipe):
+    with pytest.raises(RecipeError, match=f"{recipe.name}: threads must be >= 1"):
+        build(tiny_model, recipe, weights, data_dir=data_dir)
+
+
 def test_training_images_enter_the_cache_key_of_everything_built_on_a_finetune(tiny_model, weights, data_dir):
     ctx = BuildContext(tiny_model, weights, None, data_dir)
     stacked = OrtStaticInt8(name="ps_int8", base=STRUCTURED_ONNX)
