@@ -26,13 +26,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeopt import machine
+
 #: Measurement fields a budget may name, with their unit for messages.
 METRICS = {
     "top1": "", "top1_drop": " pt", "top1_agreement": "", "max_abs_error": "", "sqnr_db": " dB",
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
     "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x",
 }
-_META_KEYS = {"xfail", "backends", "tests", "variants", "note", "xfails", "skip"}
+_META_KEYS = {"xfail", "backends", "tests", "variants", "cpu_without", "note", "xfails", "skip"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
@@ -110,6 +112,9 @@ class Budgets:
                 names = entry.get("variants", [])
                 if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
                     raise BudgetError(f"{self.source} [{where}]: variants must be a list of variant names")
+                flags = entry.get("cpu_without", ["-"])
+                if not isinstance(flags, list) or not flags or not all(isinstance(f, str) for f in flags):
+                    raise BudgetError(f"{self.source} [{where}]: cpu_without must be a non-empty list of CPU flags")
                 bad = set(entry.get("tests", [])) - set(CONCERNS)
                 if bad:
                     raise BudgetError(f"{self.source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
@@ -123,8 +128,13 @@ class Budgets:
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     raise BudgetError(f"{self.source} [{where}]: {key} must be a number, got {value!r}")
 
-    def for_(self, model: str, variant: str, backend: str | None = None, test: str | None = None) -> Budget:
-        """The merged limits for a case, and the reason of the most specific xfail that covers it."""
+    def for_(self, model: str, variant: str, backend: str | None = None, test: str | None = None,
+             cpu_flags: frozenset[str] | None = None) -> Budget:
+        """The merged limits for a case, and the reason of the most specific xfail that covers it.
+
+        ``cpu_flags`` are the instruction-set flags ``cpu_without`` entries test (default: this machine's)."""
+        if cpu_flags is None:
+            cpu_flags = machine.cpu_flags()
         limits: dict[str, float] = {}
         xfail = skip = None
         for _, layer in self._layers(model, variant):
@@ -134,7 +144,8 @@ class Budgets:
                 # An entry naming backends (tests) covers only cases of those backends (tests): not, for
                 # example, the backend-independent size test of the same variant.
                 if all(key not in entry or value in entry[key]
-                       for key, value in (("backends", backend), ("tests", test), ("variants", variant))):
+                       for key, value in (("backends", backend), ("tests", test), ("variants", variant))) \
+                        and not cpu_flags.intersection(entry.get("cpu_without", ())):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
 
@@ -142,5 +153,5 @@ class Budgets:
 def _xfail_entries(layer: dict) -> list[dict]:
     entries = list(layer.get("xfails", []))
     if "xfail" in layer:
-        entries.append({k: layer[k] for k in ("xfail", "backends", "tests", "variants") if k in layer})
+        entries.append({k: layer[k] for k in ("xfail", "backends", "tests", "variants", "cpu_without") if k in layer})
     return entries

@@ -8,13 +8,14 @@ calling :func:`edgeopt.models.register_model`, or by an ``edgeopt.models`` entry
 from __future__ import annotations
 
 import importlib
-import platform
 import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+
+from edgeopt.machine import cpu_info, notable_flags
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,25 +62,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _import_user_models(config)
 
 
-def _cpu() -> dict:
-    info = {"model": platform.processor() or "unknown", "flags": []}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and info["model"] in ("unknown", platform.processor()):
-            info["model"] = value.strip()
-        if key.strip() == "flags":
-            flags = set(value.split())
-            wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
-                      "amx_bf16", "amx_int8", "f16c")
-            info["flags"] = [f for f in wanted if f in flags]
-            break
-    return info
-
-
 def runtime_versions() -> dict[str, str]:
     out = {}
     for dist in ("torch", "torchvision", "onnx", "onnxruntime", "opencv-python-headless", "numpy", "onnxscript",
@@ -93,8 +75,7 @@ def runtime_versions() -> dict[str, str]:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
-    cpu = _cpu()
-    machine_info["cpu_model"] = cpu["model"]
-    machine_info["isa_flags"] = cpu["flags"]
+    machine_info["cpu_model"] = cpu_info()[0]
+    machine_info["isa_flags"] = notable_flags()
     machine_info["runtimes"] = runtime_versions()
     machine_info["edgeopt_threads"] = config.getoption("edgeopt_threads")

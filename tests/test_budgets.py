@@ -119,3 +119,29 @@ variants = ["qdq_a", "qdq_b"]
     path.write_text('[model.m]\nxfail = "x"\nvariants = "qdq_a"\n')
     with pytest.raises(BudgetError, match="variants must be a list"):
         Budgets.load(path)
+
+
+def test_xfail_scoped_by_cpu_flags(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('''
+[[model.m.variant.q.xfails]]
+xfail = "U8S8 saturates without VNNI"
+backends = ["onnxruntime"]
+cpu_without = ["avx512_vnni", "avx_vnni"]
+''')
+    b = Budgets.load(path)
+    no_vnni, vnni = frozenset({"avx2", "fma"}), frozenset({"avx2", "avx512_vnni"})
+    assert b.for_("m", "q", "onnxruntime", "accuracy", cpu_flags=no_vnni).xfail == "U8S8 saturates without VNNI"
+    assert b.for_("m", "q", "onnxruntime", "accuracy", cpu_flags=vnni).xfail is None
+    assert b.for_("m", "q", "onnxruntime", "accuracy", cpu_flags=frozenset({"avx_vnni"})).xfail is None
+    assert b.for_("m", "q", "opencv", "accuracy", cpu_flags=no_vnni).xfail is None
+    path.write_text('[model.m]\nxfail = "x"\ncpu_without = "avx512_vnni"\n')
+    with pytest.raises(BudgetError, match="cpu_without must be a non-empty list"):
+        Budgets.load(path)
+
+
+def test_machine_reports_notable_flags_it_has():
+    from edgeopt import machine
+
+    assert set(machine.notable_flags()) <= machine.cpu_flags()
+    assert set(machine.notable_flags()) <= set(machine.NOTABLE_FLAGS)

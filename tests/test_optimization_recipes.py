@@ -90,7 +90,7 @@ def test_calibration_sweep_changes_one_choice_each(tiny_model, weights, referenc
     default = build(tiny_model, VARIANTS["ort_int8_static"], weights, data_dir=data_dir)
     sweep = {name: build(tiny_model, VARIANTS[name], weights, data_dir=data_dir)
              for name in ("ort_int8_static_entropy", "ort_int8_static_percentile", "ort_int8_static_per_tensor",
-                          "ort_int8_static_s8s8", "ort_int8_static_qoperator")}
+                          "ort_int8_static_s8s8", "ort_int8_static_qoperator", "ort_int8_static_reduce_range")}
     assert sweep["ort_int8_static_entropy"].meta["calibrate_method"] == "Entropy"
     # Percentile (99.999) clips the tails MinMax keeps.  (ORT's Entropy picks MinMax's ranges on this tiny model.)
     assert _activation_scales(sweep["ort_int8_static_percentile"]) != _activation_scales(default)
@@ -103,8 +103,18 @@ def test_calibration_sweep_changes_one_choice_each(tiny_model, weights, referenc
     assert {inits[n.input[2]].dtype for n in s8s8.graph.node if n.op_type == "QuantizeLinear"} == {np.dtype(np.int8)}
     qop = sweep["ort_int8_static_qoperator"].meta["ops"]
     assert qop.get("QLinearConv", 0) == 1 and "DequantizeLinear" in qop and "Conv" not in qop
+    # reduce_range: 7-bit weights, so a u8 x s7 pair sum fits int16 on CPUs without VNNI.
+    assert max(int(np.abs(w).max()) for w in _quantized_conv_weights(default)) > 64
+    assert max(int(np.abs(w).max()) for w in _quantized_conv_weights(sweep["ort_int8_static_reduce_range"])) <= 64
     for name, artifact in sweep.items():
         assert metrics.sqnr_db(reference, run(artifact)) > 10, name
+
+
+def _quantized_conv_weights(artifact) -> list[np.ndarray]:
+    model = onnx.load(str(artifact.path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return [inits[n.input[0]].astype(np.int32) for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and getattr(inits.get(n.input[0]), "ndim", 0) == 4]
 
 
 def test_calibration_reader_reads_in_ranges(tiny_model, weights, data_dir):

@@ -47,6 +47,8 @@ VARIANTS: dict[str, Recipe] = {
     "ort_int8_static_per_tensor": OrtStaticInt8(name="ort_int8_static_per_tensor", per_channel=False),
     "ort_int8_static_s8s8": OrtStaticInt8(name="ort_int8_static_s8s8", activation_type="QInt8"),
     "ort_int8_static_qoperator": OrtStaticInt8(name="ort_int8_static_qoperator", quant_format="QOperator"),
+    # 7-bit weights: exact on every x86 CPU (a u8*s7 pair sum fits int16), where 8-bit U8S8 saturates without VNNI.
+    "ort_int8_static_reduce_range": OrtStaticInt8(name="ort_int8_static_reduce_range", reduce_range=True),
     "torch_bf16": TorchHalf(),
     "torch_int8_dynamic": TorchDynamicInt8(),
     "torch_int8_pt2e": TorchInt8Pt2e(),

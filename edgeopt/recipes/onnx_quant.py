@@ -62,6 +62,9 @@ class OrtStaticInt8(Recipe):
     weight_type: str = "QInt8"
     calibrate_method: str = "MinMax"  # "Entropy", "Percentile"
     calibration_images: int = 256
+    # 7-bit weights: ORT's U8S8 kernels on x86 CPUs without VNNI (AVX2 / AVX-512 only) add pairs of
+    # u8*s8 products in int16 and saturate; ORT's own advice there is reduce_range or U8U8.
+    reduce_range: bool = False
     preprocess: bool = True
     base: OnnxExport = OnnxExport()
 
@@ -199,7 +202,7 @@ def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
                             activation_type=_enum(QuantType, recipe.activation_type),
                             weight_type=_enum(QuantType, recipe.weight_type),
                             calibrate_method=_enum(CalibrationMethod, recipe.calibrate_method),
-                            extra_options={"CalibStridedMinMax": 1})
+                            reduce_range=recipe.reduce_range, extra_options={"CalibStridedMinMax": 1})
     except RecipeError:
         raise
     except Exception as exc:

@@ -1,0 +1,40 @@
+"""The CPU this process runs on: model name and instruction-set flags (from /proc/cpuinfo on Linux).
+
+Results of integer kernels depend on them (ONNX Runtime's U8S8 INT8 kernels saturate on x86 CPUs
+without VNNI), so budgets can name the flags a known failure depends on and the benchmark JSON records them.
+"""
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+
+#: Flags worth recording with a benchmark run (what the INT8, BF16 and FP16 kernels dispatch on).
+NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                 "amx_bf16", "amx_int8", "f16c")
+
+
+@functools.cache
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """(model name, every flag the kernel reports); flags are empty where /proc/cpuinfo is not readable."""
+    model, flags = platform.processor() or "unknown", frozenset()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model in ("unknown", platform.processor()):
+            model = value.strip()
+        if key.strip() == "flags":
+            flags = frozenset(value.split())
+            break
+    return model, flags
+
+
+def cpu_flags() -> frozenset[str]:
+    return cpu_info()[1]
+
+
+def notable_flags() -> list[str]:
+    return [f for f in NOTABLE_FLAGS if f in cpu_flags()]
