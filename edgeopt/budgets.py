@@ -5,7 +5,9 @@ Keys are ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field o
 limits it to some backends and ``tests`` to some concerns (``accuracy``, ``agreement``, ``size``,
 ``memory``, ``latency``); at a model's own layer, ``variants`` limits it to some variants (one runtime
 failure shared by several recipes).  A layer can hold several as ``[[...xfails]]`` entries.  ``skip = "reason"``
-leaves a model-variant out of the run, reported as a skip with its reason (e.g. a build too costly for CI).  Unknown metrics are
+leaves a model-variant out of the run, reported as a skip with its reason (e.g. a build too costly for CI);
+with ``skip_cpu_without = [flags]`` only on a CPU that has none of those flags (``cpu_without`` scopes an
+xfail the same way: a failure of kernels that only CPUs without, say, VNNI run).  Unknown metrics are
 an error at load time, so a typo cannot silently switch a budget off.
 
 Example::
@@ -34,7 +36,7 @@ METRICS = {
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
     "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x",
 }
-_META_KEYS = {"xfail", "backends", "tests", "variants", "cpu_without", "note", "xfails", "skip"}
+_META_KEYS = {"xfail", "backends", "tests", "variants", "cpu_without", "note", "xfails", "skip", "skip_cpu_without"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
@@ -106,15 +108,14 @@ class Budgets:
         for where, layer in layers:
             if "skip" in layer and not isinstance(layer["skip"], str):
                 raise BudgetError(f"{self.source} [{where}]: skip needs a reason string")
+            _check_flags(self.source, where, layer, "skip_cpu_without")
             for entry in _xfail_entries(layer):
                 if not isinstance(entry.get("xfail"), str):
                     raise BudgetError(f"{self.source} [{where}]: an xfail needs a reason string")
                 names = entry.get("variants", [])
                 if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
                     raise BudgetError(f"{self.source} [{where}]: variants must be a list of variant names")
-                flags = entry.get("cpu_without", ["-"])
-                if not isinstance(flags, list) or not flags or not all(isinstance(f, str) for f in flags):
-                    raise BudgetError(f"{self.source} [{where}]: cpu_without must be a non-empty list of CPU flags")
+                _check_flags(self.source, where, entry, "cpu_without")
                 bad = set(entry.get("tests", [])) - set(CONCERNS)
                 if bad:
                     raise BudgetError(f"{self.source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
@@ -138,7 +139,8 @@ class Budgets:
         limits: dict[str, float] = {}
         xfail = skip = None
         for _, layer in self._layers(model, variant):
-            skip = layer.get("skip", skip)
+            if "skip" in layer and not cpu_flags.intersection(layer.get("skip_cpu_without", ())):
+                skip = layer["skip"]
             limits.update({k: float(v) for k, v in layer.items() if k not in _META_KEYS})
             for entry in _xfail_entries(layer):
                 # An entry naming backends (tests) covers only cases of those backends (tests): not, for
@@ -148,6 +150,12 @@ class Budgets:
                         and not cpu_flags.intersection(entry.get("cpu_without", ())):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
+
+
+def _check_flags(source, where: str, table: dict, key: str) -> None:
+    flags = table.get(key, ["-"])
+    if not isinstance(flags, list) or not flags or not all(isinstance(f, str) for f in flags):
+        raise BudgetError(f"{source} [{where}]: {key} must be a non-empty list of CPU flags")
 
 
 def _xfail_entries(layer: dict) -> list[dict]:

@@ -145,3 +145,15 @@ def test_machine_reports_notable_flags_it_has():
 
     assert set(machine.notable_flags()) <= machine.cpu_flags()
     assert set(machine.notable_flags()) <= set(machine.NOTABLE_FLAGS)
+
+
+def test_skip_scoped_by_cpu_flags(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('[variant.bf16]\nskip = "emulated here"\nskip_cpu_without = ["avx512_bf16", "amx_bf16"]\n')
+    b = Budgets.load(path)
+    assert b.for_("m", "bf16", "torch", "accuracy", cpu_flags=frozenset({"avx2"})).skip == "emulated here"
+    assert b.for_("m", "bf16", "torch", "accuracy", cpu_flags=frozenset({"avx2", "amx_bf16"})).skip is None
+    assert b.for_("m", "fp32", "torch", "accuracy", cpu_flags=frozenset({"avx2"})).skip is None
+    path.write_text('[variant.bf16]\nskip = "x"\nskip_cpu_without = []\n')
+    with pytest.raises(BudgetError, match="skip_cpu_without must be a non-empty list"):
+        Budgets.load(path)

@@ -184,3 +184,48 @@ def test_resize_refuses_a_layer_it_cannot_rebuild():
     net = nn.Sequential(nn.LayerNorm(4))
     with pytest.raises(ValueError, match="cannot resize"):
         resize_to_state_dict(net, {"0.weight": torch.ones(2), "0.bias": torch.zeros(2)})
+
+
+@pytest.fixture
+def finetuned_dir(tmp_path, monkeypatch):
+    from edgeopt.recipes import trained
+
+    monkeypatch.setattr(trained, "FINETUNED_DIR", tmp_path / "finetuned")
+    return tmp_path / "finetuned"
+
+
+def test_a_committed_finetune_is_loaded_instead_of_training_and_keys_the_artifact(tiny_model, weights, data_dir,
+                                                                                 finetuned_dir, monkeypatch):
+    from edgeopt.recipes import pruning, trained
+
+    trained_here = build(tiny_model, STRUCTURED, weights, data_dir=data_dir)
+    entry = trained.publish(tiny_model, STRUCTURED, data_dir=data_dir)
+    assert (finetuned_dir / entry["file"]).read_bytes() == trained_here.path.read_bytes()  # the cached fine-tune
+    assert entry["config"]["finetune_epochs"] == 1 and entry["artifact_meta"]["finetune_committed"] is False
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fine-tuned although a committed result matches")
+
+    monkeypatch.setattr(pruning, "finetune", no_training)
+    loaded = build(tiny_model, STRUCTURED, weights, data_dir=data_dir)
+    assert loaded.key != trained_here.key and loaded.meta["finetune_committed"] is True
+    a, b = (torch.load(x.path, weights_only=True) for x in (trained_here, loaded))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    onnx_on_top = build(tiny_model, STRUCTURED_ONNX, weights, data_dir=data_dir)  # derived artifacts use it too
+    assert onnx_on_top.path.exists() and run(onnx_on_top, "onnxruntime").shape == (6, 3)
+
+    with pytest.raises(AssertionError, match="fine-tuned"):  # another config or other base weights: it trains
+        build(tiny_model, replace(STRUCTURED, finetune_lr=0.02), weights, data_dir=data_dir)
+    with pytest.raises(RecipeError, match="already committed"):
+        trained.publish(tiny_model, STRUCTURED, data_dir=data_dir)
+
+
+def test_a_committed_finetune_that_does_not_match_its_sha256_is_a_clear_error(tiny_model, weights, data_dir,
+                                                                              finetuned_dir):
+    from edgeopt.recipes import trained
+
+    entry = trained.publish(tiny_model, STRUCTURED, data_dir=data_dir)
+    with open(finetuned_dir / entry["file"], "ab") as f:
+        f.write(b"x")
+    with pytest.raises(RecipeError, match="restore it from git"):
+        build(tiny_model, STRUCTURED, weights, data_dir=data_dir)

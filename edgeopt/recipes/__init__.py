@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +26,7 @@ from edgeopt.recipes.base import Recipe, RecipeError, build_into
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
 from edgeopt.recipes.pt2e import TorchInt8Pt2e
+from edgeopt.recipes import trained
 from edgeopt.recipes.pruning import PruneL1Unstructured, PruneStructured
 from edgeopt.recipes.torch_lowp import TorchHalf
 from edgeopt.recipes.torch_quant import TorchDynamicInt8
@@ -102,6 +104,15 @@ class BuildContext:
         """The (cached) artifact of another recipe on the same model, e.g. the ONNX export to quantize."""
         return build(self.spec, recipe, self.weights, self.cache_root, self.data_dir)
 
+    def committed_finetune(self, recipe: Recipe) -> dict | None:
+        """The committed state dict of ``recipe``'s fine-tune on this model and these weights, or None (train)."""
+        entry = trained.entry_for(self.spec.name, recipe, self.base_digest)
+        return None if entry is None else trained.load(entry)
+
+    @functools.cached_property
+    def base_digest(self) -> str:
+        return weights_digest(self.weights.module)
+
     def calibration_split(self, count: int):
         return load_split(self.spec.dataset, "calib", self.data_dir, self.cache_root).subset(count)
 
@@ -138,12 +149,16 @@ def build(spec: ModelSpec, recipe: Recipe, weights: Weights, cache_root: Path | 
     if reason := recipe.unsupported_reason(spec):
         raise RecipeError(reason)
     ctx = BuildContext(spec, weights, cache_root, data_dir)
-    key = cache.digest({
-        "model": spec.name, "weights": weights_digest(weights.module), "input_size": spec.input_size,
+    identity = {
+        "model": spec.name, "weights": ctx.base_digest, "input_size": spec.input_size,
         "recipe": type(recipe).__name__, "config": dataclasses.asdict(recipe),
         "versions": library_versions(tuple(sorted({d for r in recipe.lineage() for d in r.libraries}))),
         "calibration": _data_identity(ctx, recipe), "normalization": (spec.mean, spec.std),
-    })
+    }
+    committed = [e["sha256"] for r in recipe.lineage() if (e := trained.entry_for(spec.name, r, ctx.base_digest))]
+    if committed:  # the artifact is built from a committed fine-tune, not one run here
+        identity["committed_finetunes"] = committed
+    key = cache.digest(identity)
     directory = (cache_root or cache.cache_dir()) / "artifacts" / f"{spec.name}-{recipe.name}-{key[:16]}"
 
     def create(tmp: Path) -> None:
