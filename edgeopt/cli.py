@@ -1,4 +1,5 @@
-"""``edgeopt models`` lists the registry; ``edgeopt measure MODEL VARIANT BACKEND`` measures one case.
+"""``edgeopt models`` lists the registry; ``edgeopt measure MODEL VARIANT BACKEND`` measures one case;
+``edgeopt finetune MODEL VARIANT`` runs a variant's fine-tune and commits its result (edgeopt.recipes.trained).
 
 ``measure --json`` prints one JSON object: top1, top1_drop, size_bytes, the agreement figures and
 the latency median, measured exactly as the benchmark suite measures them.  Errors are one line on
@@ -87,6 +88,14 @@ def cmd_measure(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from edgeopt.recipes import get_variant, trained
+
+    entry = trained.publish(get_model(args.model), get_variant(args.variant), args.data, args.force)
+    print(json.dumps(entry, indent=2, sort_keys=True))
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="edgeopt", description="benchmark and regression gate for edge image models")
     p.add_argument("--models-from", action="append", default=[], metavar="MODULE",
@@ -107,10 +116,15 @@ def main(argv=None) -> int:
     s.add_argument("--remeasure", action="store_true",
                    help="evaluate again instead of reusing cached outputs of identical inputs")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    f = sub.add_parser("finetune", help="run a variant's seeded fine-tune and commit its state dict to edgeopt/weights")
+    f.add_argument("model")
+    f.add_argument("variant")
+    f.add_argument("--data", default=None, help="data root (default: $EDGEOPT_DATA or ../shared/data)")
+    f.add_argument("--force", action="store_true", help="replace a committed result")
     args = p.parse_args(argv)
     try:
         _import_user_modules(args.models_from)
-        return {"models": cmd_models, "measure": cmd_measure}[args.command](args)
+        return {"models": cmd_models, "measure": cmd_measure, "finetune": cmd_finetune}[args.command](args)
     except (KeyError, DataError, RunnerError, RecipeError, ImportError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"edgeopt: error: {msg}", file=sys.stderr)

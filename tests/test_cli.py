@@ -51,6 +51,8 @@ def test_measure_prints_one_json_object(tmp_path, data_dir, monkeypatch, capsys)
     (["measure", "simple_cnn", "int3", "torch"], "unknown variant 'int3'"),
     (["measure", "simple_cnn", "onnx_fp32", "torch"], "backend 'torch' does not run onnx_fp32"),
     (["measure", "simple_cnn", "fp32", "torch", "--data", "/nonexistent"], "data folder not found: /nonexistent"),
+    (["finetune", "simple_cnn", "prune_l1_50"], "prune_l1_50 does not train"),
+    (["finetune", "simple_cnn", "prune_finetune_50"], "already committed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert cli.main(args) == 2

@@ -112,7 +112,7 @@ def _load_committed(model: nn.Module, state: dict, recipe) -> None:
         model.load_state_dict(state)
     except RuntimeError as exc:  # e.g. another torch-pruning version chose other channels
         raise RecipeError(f"{recipe.name}: the committed fine-tune does not fit the pruned model ({exc}); "
-                          f"run `python -m edgeopt.recipes.trained MODEL {recipe.name} --force` to redo it") from exc
+                          f"run `edgeopt finetune MODEL {recipe.name} --force` to redo it") from exc
 
 
 def _check_fraction(name: str, field: str, value: float) -> None:

@@ -5,7 +5,7 @@ A fine-tune is training, and training takes too long to repeat in every CI run a
 35 min for MobileNetV2-CIFAR's 2-epoch one).  So, as with the base weights, it is run once by a command
 and its state dict is committed with a manifest entry:
 
-    python -m edgeopt.recipes.trained cifar_resnet prune_structured
+    edgeopt finetune cifar_resnet prune_structured
 
 A build uses a committed state dict only when the model name, the digest of the weights the fine-tune
 started from and the recipe's whole config all match the entry; then the artifact's cache key carries the
@@ -14,7 +14,6 @@ changed recipe or base weights) the build fine-tunes, as before.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import contextvars
 import dataclasses
@@ -22,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -122,25 +120,3 @@ def publish(spec, recipe: Recipe, data_dir: str | None = None, force: bool = Fal
     tmp_manifest.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
     os.replace(tmp_manifest, directory / _MANIFEST)
     return entry
-
-
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m edgeopt.recipes.trained",
-                                description="Run a variant's seeded fine-tune and commit its state dict.")
-    p.add_argument("model")
-    p.add_argument("variant")
-    p.add_argument("--data", default=None, help="data root (default: $EDGEOPT_DATA or ../shared/data)")
-    p.add_argument("--force", action="store_true", help="replace a committed result")
-    args = p.parse_args(argv)
-    from edgeopt.models import get_model
-    from edgeopt.recipes import get_variant
-
-    try:
-        entry = publish(get_model(args.model), get_variant(args.variant), args.data, args.force)
-    except (RecipeError, KeyError) as exc:
-        sys.exit(f"error: {exc}")
-    print(json.dumps(entry, indent=2, sort_keys=True))
-
-
-if __name__ == "__main__":
-    main()
