@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgeopt import cache
+from edgeopt import cache, machine
 from edgeopt.data import load_split, normalize
 from edgeopt.models import WEIGHTS_DIR, get_model, load_state_dict
 from edgeopt.progress import progress
@@ -174,6 +174,9 @@ def train(name: str, seed: int, epochs: int | None, data_dir: str | None, force:
     if out.exists() and not (force or resume):
         raise SystemExit(f"{out} exists; pass --force to retrain and replace it (or --resume to run the cycles it lacks)")
     history = _completed_cycles(name, cycles, out) if resume else []
+    if cfg.bf16 and machine.emulates_bf16():
+        print(f"warning: {name}'s recipe trains under bf16 autocast, which this CPU ({machine.cpu_info()[0]}) "
+              f"emulates: expect many times the committed minutes", file=sys.stderr, flush=True)
     train_split = load_split(spec.dataset, "train", data_dir)
     test_split = load_split(spec.dataset, "eval", data_dir)
     torch.manual_seed(seed)

@@ -157,3 +157,14 @@ def test_skip_scoped_by_cpu_flags(tmp_path):
     path.write_text('[variant.bf16]\nskip = "x"\nskip_cpu_without = []\n')
     with pytest.raises(BudgetError, match="skip_cpu_without must be a non-empty list"):
         Budgets.load(path)
+
+
+def test_bf16_emulation_is_read_from_the_flags(monkeypatch):
+    from edgeopt import machine
+
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert machine.emulates_bf16()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert not machine.emulates_bf16()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset())  # unknown CPU: no claim
+    assert not machine.emulates_bf16()
