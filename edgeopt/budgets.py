@@ -7,7 +7,8 @@ limits it to some backends and ``tests`` to some concerns (``accuracy``, ``agree
 failure shared by several recipes).  A layer can hold several as ``[[...xfails]]`` entries.  ``skip = "reason"``
 leaves a model-variant out of the run, reported as a skip with its reason (e.g. a build too costly for CI);
 with ``skip_cpu_without = [flags]`` only on a CPU that has none of those flags (``cpu_without`` scopes an
-xfail the same way: a failure of kernels that only CPUs without, say, VNNI run).  Unknown metrics are
+xfail the same way: a failure of kernels that only CPUs without, say, VNNI run; ``cpu_with`` the other
+way round: a failure of kernels dispatched only on CPUs with one of the flags, say AVX-512).  Unknown metrics are
 an error at load time, so a typo cannot silently switch a budget off.
 
 Example::
@@ -36,7 +37,7 @@ METRICS = {
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
     "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x",
 }
-_META_KEYS = {"xfail", "backends", "tests", "variants", "cpu_without", "note", "xfails", "skip", "skip_cpu_without"}
+_META_KEYS = {"xfail", "backends", "tests", "variants", "cpu_without", "cpu_with", "note", "xfails", "skip", "skip_cpu_without"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
@@ -116,6 +117,7 @@ class Budgets:
                 if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
                     raise BudgetError(f"{self.source} [{where}]: variants must be a list of variant names")
                 _check_flags(self.source, where, entry, "cpu_without")
+                _check_flags(self.source, where, entry, "cpu_with")
                 bad = set(entry.get("tests", [])) - set(CONCERNS)
                 if bad:
                     raise BudgetError(f"{self.source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
@@ -133,7 +135,8 @@ class Budgets:
              cpu_flags: frozenset[str] | None = None) -> Budget:
         """The merged limits for a case, and the reason of the most specific xfail that covers it.
 
-        ``cpu_flags`` are the instruction-set flags ``cpu_without`` entries test (default: this machine's)."""
+        ``cpu_flags`` are the instruction-set flags ``cpu_without``/``cpu_with`` entries test (default: this
+        machine's)."""
         if cpu_flags is None:
             cpu_flags = machine.cpu_flags()
         limits: dict[str, float] = {}
@@ -147,7 +150,7 @@ class Budgets:
                 # example, the backend-independent size test of the same variant.
                 if all(key not in entry or value in entry[key]
                        for key, value in (("backends", backend), ("tests", test), ("variants", variant))) \
-                        and not cpu_flags.intersection(entry.get("cpu_without", ())):
+                        and _cpu_matches(entry, cpu_flags):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
 
@@ -158,8 +161,16 @@ def _check_flags(source, where: str, table: dict, key: str) -> None:
         raise BudgetError(f"{source} [{where}]: {key} must be a non-empty list of CPU flags")
 
 
+def _cpu_matches(entry: dict, cpu_flags: frozenset[str]) -> bool:
+    """An xfail entry applies on a CPU with none of its ``cpu_without`` flags and, if it names ``cpu_with``, one of those."""
+    if cpu_flags.intersection(entry.get("cpu_without", ())):
+        return False
+    return "cpu_with" not in entry or bool(cpu_flags.intersection(entry["cpu_with"]))
+
+
 def _xfail_entries(layer: dict) -> list[dict]:
     entries = list(layer.get("xfails", []))
     if "xfail" in layer:
-        entries.append({k: layer[k] for k in ("xfail", "backends", "tests", "variants", "cpu_without") if k in layer})
+        entries.append({k: layer[k] for k in ("xfail", "backends", "tests", "variants", "cpu_without", "cpu_with")
+                        if k in layer})
     return entries

@@ -140,6 +140,24 @@ cpu_without = ["avx512_vnni", "avx_vnni"]
         Budgets.load(path)
 
 
+def test_xfail_scoped_to_cpus_with_flags(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('''
+[model.m.variant.q]
+xfail = "AVX-512 int8 kernels disagree"
+backends = ["opencv"]
+cpu_with = ["avx512bw"]
+''')
+    b = Budgets.load(path)
+    assert b.for_("m", "q", "opencv", "accuracy", cpu_flags=frozenset({"avx2", "avx512bw"})).xfail \
+        == "AVX-512 int8 kernels disagree"
+    assert b.for_("m", "q", "opencv", "accuracy", cpu_flags=frozenset({"avx2"})).xfail is None
+    assert b.for_("m", "q", "opencv", "accuracy", cpu_flags=frozenset()).xfail is None
+    path.write_text('[model.m]\nxfail = "x"\ncpu_with = []\n')
+    with pytest.raises(BudgetError, match="cpu_with must be a non-empty list"):
+        Budgets.load(path)
+
+
 def test_machine_reports_notable_flags_it_has():
     from edgeopt import machine
 

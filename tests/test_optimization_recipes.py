@@ -44,6 +44,15 @@ def test_fp16_halves_weights_and_keeps_fp32_io(tiny_model, weights, reference, d
     assert metrics.sqnr_db(reference, run(artifact)) > 40
 
 
+def test_fp16_counts_weights_it_clamps_instead_of_warning(tiny_model, data_dir, recwarn):
+    weights = tiny_model.build()
+    with torch.no_grad():
+        next(weights.module.parameters()).view(-1)[0] = 1e-9  # below FP16's range: clamped to 1e-7
+    artifact = build(tiny_model, VARIANTS["onnx_fp16"], weights, data_dir=data_dir)
+    assert artifact.meta["fp16_clamp_warnings"] >= 1
+    assert not [w for w in recwarn if "will be truncated" in str(w.message)]
+
+
 def test_dynamic_int8_default_makes_conv_integer_and_the_fallback_does_not(tiny_model, weights, reference, data_dir):
     default = build(tiny_model, VARIANTS["ort_int8_dynamic"], weights, data_dir=data_dir)
     fallback = build(tiny_model, VARIANTS["ort_int8_dynamic_matmul"], weights, data_dir=data_dir)
