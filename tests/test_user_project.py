@@ -39,6 +39,12 @@ def load(module):
 register_model(ModelSpec(
     "user_net", UserNet, load, DatasetSpec("userdata", eval_dir="userdata/test", calib_dir="userdata/train", crop=8),
     input_size=(3, 8, 8), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_classes=3, eval_batch=8))
+
+# The same network with no trained weights (as MobileNetV2-ImageNet on a machine without them).
+register_model(ModelSpec(
+    "user_net_untrained", UserNet, None,
+    DatasetSpec("userdata", eval_dir="userdata/test", calib_dir="userdata/train", crop=8),
+    input_size=(3, 8, 8), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_classes=3, eval_batch=8))
 '''
 
 
@@ -72,6 +78,17 @@ def test_suite_runs_on_a_registered_user_model(pytester, user_project):
                                  "*test_size.py::test_size?user_net-torchscript? PASSED*",
                                  "*capability matrix*"])
     assert "simple_cnn" not in result.stdout.str()
+
+
+def test_untrained_model_gates_lossless_agreement_and_skips_approximate_unmeasured(pytester, user_project):
+    result = pytester.runpytest_subprocess(
+        "benchmarks", "--edgeopt-models", "user_net_untrained", "--edgeopt-variants", "fp32,onnx_fp32,onnx_fp16",
+        "--edgeopt-backends", "torch,onnxruntime", "--edgeopt-data", str(user_project), "--benchmark-disable",
+        "-p", "no:cacheprovider", "-v", "-rs", "-k", "agreement or accuracy")
+    result.assert_outcomes(passed=1, skipped=4)  # onnx_fp32 agreement; 3 accuracy skips and onnx_fp16 agreement
+    result.stdout.fnmatch_lines(["*test_agreement?user_net_untrained-onnx_fp32-onnxruntime? PASSED*",
+                                 "*user_net_untrained-onnx_fp16-onnxruntime: approximate variant on random weights "
+                                 "(user_net_untrained declares no weights): agreement not gated, so not measured*"])
 
 
 def test_a_broken_budget_fails_with_every_violation_and_its_figure(pytester, user_project):
