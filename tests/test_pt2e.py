@@ -45,6 +45,24 @@ def test_pt2e_int8_program_quantizes_the_weights_and_runs_compiled(tiny_model, d
     assert counters["inductor"]["qlinear_weight_prepack_matcher_count"] > 0
 
 
+def _activation_quant_max(program) -> set:
+    return {n.args[4] for n in program.graph.nodes
+            if n.op == "call_function" and "quantize_per_tensor" in str(n.target) and "dequantize" not in str(n.target)}
+
+
+def test_reduce_range_quantizes_activations_to_7_bits(tiny_model, data_dir):
+    weights = tiny_model.build()
+    default = build(tiny_model, VARIANTS["torch_int8_pt2e"], weights, data_dir=data_dir)
+    reduced = build(tiny_model, VARIANTS["torch_int8_pt2e_reduce_range"], weights, data_dir=data_dir)
+    assert _activation_quant_max(load_program(default.path)) == {255}
+    assert _activation_quant_max(load_program(reduced.path)) == {127}
+    assert reduced.meta["reduce_range"] is True
+    with runner_class("torch_compile")(reduced) as runner:
+        out = runner.run(X)
+    with torch.no_grad():
+        assert metrics.sqnr_db(weights.module(torch.from_numpy(X)).numpy(), out) > 15
+
+
 def test_loading_refuses_to_unpickle():
     buffer = io.BytesIO()
     torch.save({"w": torch.ones(2)}, buffer)

@@ -54,6 +54,8 @@ VARIANTS: dict[str, Recipe] = {
     "torch_bf16": TorchHalf(),
     "torch_int8_dynamic": TorchDynamicInt8(),
     "torch_int8_pt2e": TorchInt8Pt2e(),
+    # 7-bit activations: torchao's advice for x86 CPUs without VNNI, where 8-bit u8s8 oneDNN kernels saturate.
+    "torch_int8_pt2e_reduce_range": TorchInt8Pt2e(name="torch_int8_pt2e_reduce_range", reduce_range=True),
     "prune_l1_30": PruneL1Unstructured(name="prune_l1_30", amount=0.3),
     "prune_l1_50": PruneL1Unstructured(name="prune_l1_50", amount=0.5),
     "prune_l1_70": PruneL1Unstructured(name="prune_l1_70", amount=0.7),

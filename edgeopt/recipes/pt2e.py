@@ -28,13 +28,16 @@ class TorchInt8Pt2e(Recipe):
     """``prepare_pt2e`` -> calibrate on ``calibration_images`` training images -> ``convert_pt2e`` -> ``torch.export``.
 
     X86InductorQuantizer's default config: per-channel symmetric INT8 weights, per-tensor UINT8
-    activations (the same U8S8 scheme as ``ort_int8_static``).
+    activations (the same U8S8 scheme as ``ort_int8_static``).  ``reduce_range`` limits activations to
+    7 bits (0..127), torchao's advice for x86 CPUs without VNNI, whose u8s8 kernels add pairs of 8-bit
+    products in int16 and saturate.
     """
 
     name: str = "torch_int8_pt2e"
     format = "torch_export"
     libraries = ("torchao",)
     calibration_images: int = 256
+    reduce_range: bool = False
 
     def unsupported_reason(self, spec) -> str | None:
         if importlib.util.find_spec("torchao") is None:
@@ -104,7 +107,7 @@ def _(recipe: TorchInt8Pt2e, model, ctx, directory: Path) -> None:
             warnings.filterwarnings("ignore", category=UserWarning, module=r"torchao\.")
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"torchao\.")
             graph = _one_source_per_call(torch.export.export(model, example, dynamic_shapes=dynamic).module())
-            quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+            quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config(reduce_range=recipe.reduce_range))
             prepared = prepare_pt2e(graph, quantizer)
             with torch.no_grad():
                 for batch in ctx.calibration_batches(recipe.calibration_images):
@@ -123,5 +126,6 @@ def _(recipe: TorchInt8Pt2e, model, ctx, directory: Path) -> None:
     ops = Counter(str(node.target).split(".")[-2] if "." in str(node.target) else str(node.target)
                   for node in program.graph.nodes if node.op == "call_function")
     write_meta(directory, file="model.pt2", format=recipe.format, calibration_images=recipe.calibration_images,
+               reduce_range=recipe.reduce_range,
                quantize_nodes=sum(n for op, n in ops.items() if op.startswith("quantize_per")),
                dequantize_nodes=sum(n for op, n in ops.items() if op.startswith("dequantize_per")))
