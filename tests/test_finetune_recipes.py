@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import pytest
 import torch
 from torch import nn
@@ -57,6 +58,15 @@ def test_structured_pruning_exports_to_onnx_and_quantizes_on_top(tiny_model, wei
     assert quantized.meta["ops"].get("QuantizeLinear", 0) >= 1
     assert metrics.top1_agreement(run(exported, "onnxruntime"), run(quantized, "onnxruntime")) >= 0.5
     assert not STRUCTURED_ONNX.lossless and VARIANTS["onnx_fp32"].lossless
+    # The stack with 7-bit weights: the pruned widths, every quantized weight within +-64.
+    reduced = build(tiny_model, OrtStaticInt8(name="ps_int8_rr", base=STRUCTURED_ONNX, reduce_range=True), weights,
+                    data_dir=data_dir)
+    reduced_graph = onnx.load(str(reduced.path))
+    inits = {t.name: numpy_helper.to_array(t) for t in reduced_graph.graph.initializer}
+    [conv_q] = [inits[n.input[0]] for n in reduced_graph.graph.node
+                if n.op_type == "DequantizeLinear" and getattr(inits.get(n.input[0]), "ndim", 0) == 4]
+    assert conv_q.shape[0] == 2 and conv_q.dtype == np.int8
+    assert 32 < np.abs(conv_q.astype(np.int32)).max() <= 64
 
 
 def test_distillation_loss_is_zero_only_when_the_student_matches_the_teacher():
