@@ -25,6 +25,17 @@ class TinyNet(nn.Module):
         return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
 
 
+def quantized_conv_weights(artifact) -> list[np.ndarray]:
+    """The integer weights of each quantized convolution of an ONNX artifact (the 4-D DequantizeLinear inputs)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(artifact.path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return [inits[n.input[0]] for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and getattr(inits.get(n.input[0]), "ndim", 0) == 4]
+
+
 def write_image_folder(root: Path, per_class: int = 5, size: int = 8, seed: int = 0) -> Path:
     from PIL import Image
 

@@ -3,7 +3,6 @@ from dataclasses import replace
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 import pytest
 import torch
 from torch import nn
@@ -18,7 +17,7 @@ from edgeopt.recipes.base import RecipeError
 from edgeopt.recipes.export import OnnxExport
 from edgeopt.recipes.onnx_quant import OrtStaticInt8, op_histogram
 from edgeopt.recipes.pruning import PruneL1Unstructured, PruneStructured
-from tests.conftest import TinyNet, write_image_folder
+from tests.conftest import TinyNet, quantized_conv_weights, write_image_folder
 
 X = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
 STRUCTURED = PruneStructured(name="ps", ratio=0.5, round_to=1, finetune_epochs=1, finetune_lr=0.01)
@@ -61,10 +60,7 @@ def test_structured_pruning_exports_to_onnx_and_quantizes_on_top(tiny_model, wei
     # The stack with 7-bit weights: the pruned widths, every quantized weight within +-64.
     reduced = build(tiny_model, OrtStaticInt8(name="ps_int8_rr", base=STRUCTURED_ONNX, reduce_range=True), weights,
                     data_dir=data_dir)
-    reduced_graph = onnx.load(str(reduced.path))
-    inits = {t.name: numpy_helper.to_array(t) for t in reduced_graph.graph.initializer}
-    [conv_q] = [inits[n.input[0]] for n in reduced_graph.graph.node
-                if n.op_type == "DequantizeLinear" and getattr(inits.get(n.input[0]), "ndim", 0) == 4]
+    [conv_q] = quantized_conv_weights(reduced)
     assert conv_q.shape[0] == 2 and conv_q.dtype == np.int8
     assert 32 < np.abs(conv_q.astype(np.int32)).max() <= 64
 

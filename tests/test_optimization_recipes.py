@@ -13,7 +13,7 @@ from edgeopt.recipes import VARIANTS, BuildContext, _data_identity, build
 from edgeopt.recipes.base import RecipeError
 from edgeopt.recipes.onnx_quant import OrtStaticInt8, op_histogram
 from edgeopt.recipes.pruning import PruneL1Unstructured
-from tests.conftest import write_image_folder
+from tests.conftest import quantized_conv_weights, write_image_folder
 
 X = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
 
@@ -113,17 +113,10 @@ def test_calibration_sweep_changes_one_choice_each(tiny_model, weights, referenc
     qop = sweep["ort_int8_static_qoperator"].meta["ops"]
     assert qop.get("QLinearConv", 0) == 1 and "DequantizeLinear" in qop and "Conv" not in qop
     # reduce_range: 7-bit weights, so a u8 x s7 pair sum fits int16 on CPUs without VNNI.
-    assert max(int(np.abs(w).max()) for w in _quantized_conv_weights(default)) > 64
-    assert max(int(np.abs(w).max()) for w in _quantized_conv_weights(sweep["ort_int8_static_reduce_range"])) <= 64
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in quantized_conv_weights(default)) > 64
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in quantized_conv_weights(sweep["ort_int8_static_reduce_range"])) <= 64
     for name, artifact in sweep.items():
         assert metrics.sqnr_db(reference, run(artifact)) > 10, name
-
-
-def _quantized_conv_weights(artifact) -> list[np.ndarray]:
-    model = onnx.load(str(artifact.path))
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    return [inits[n.input[0]].astype(np.int32) for n in model.graph.node
-            if n.op_type == "DequantizeLinear" and getattr(inits.get(n.input[0]), "ndim", 0) == 4]
 
 
 def test_calibration_reader_reads_in_ranges(tiny_model, weights, data_dir):
