@@ -9,7 +9,9 @@ leaves a model-variant out of the run, reported as a skip with its reason (e.g. 
 with ``skip_cpu_without = [flags]`` only on a CPU that has none of those flags (``cpu_without`` scopes an
 xfail the same way: a failure of kernels that only CPUs without, say, VNNI run; ``cpu_with`` the other
 way round: a failure of kernels dispatched only on CPUs with one of the flags, say AVX-512).  Unknown metrics are
-an error at load time, so a typo cannot silently switch a budget off.
+``runtimes = {cv2 = ">=5"}`` scopes an xfail to runtime versions: it applies only where every named module
+is importable and its ``__version__`` meets the PEP 440 specifier (a failure of OpenCV 5's new engine is not
+expected of OpenCV 4).  Unknown metrics are an error at load time, so a typo cannot silently switch a budget off.
 
 Example::
 
@@ -24,10 +26,16 @@ Example::
 """
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion
 
 from edgeopt import machine
 
@@ -37,7 +45,8 @@ METRICS = {
     "size_bytes": " B", "size_ratio": "x", "compressed_ratio": "x", "macs": "", "peak_rss_mb": " MB",
     "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x",
 }
-_META_KEYS = {"xfail", "backends", "tests", "variants", "cpu_without", "cpu_with", "note", "xfails", "skip", "skip_cpu_without"}
+_XFAIL_KEYS = ("xfail", "backends", "tests", "variants", "cpu_without", "cpu_with", "runtimes")
+_META_KEYS = {*_XFAIL_KEYS, "note", "xfails", "skip", "skip_cpu_without"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
@@ -118,6 +127,7 @@ class Budgets:
                     raise BudgetError(f"{self.source} [{where}]: variants must be a list of variant names")
                 _check_flags(self.source, where, entry, "cpu_without")
                 _check_flags(self.source, where, entry, "cpu_with")
+                _check_runtimes(self.source, where, entry)
                 bad = set(entry.get("tests", [])) - set(CONCERNS)
                 if bad:
                     raise BudgetError(f"{self.source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
@@ -132,13 +142,15 @@ class Budgets:
                     raise BudgetError(f"{self.source} [{where}]: {key} must be a number, got {value!r}")
 
     def for_(self, model: str, variant: str, backend: str | None = None, test: str | None = None,
-             cpu_flags: frozenset[str] | None = None) -> Budget:
+             cpu_flags: frozenset[str] | None = None, versions: Mapping[str, str | None] | None = None) -> Budget:
         """The merged limits for a case, and the reason of the most specific xfail that covers it.
 
         ``cpu_flags`` are the instruction-set flags ``cpu_without``/``cpu_with`` entries test (default: this
-        machine's)."""
+        machine's); ``versions`` maps module names to the versions ``runtimes`` entries test (default: the
+        imported modules' ``__version__``; a module missing from the mapping or ``None`` is not installed)."""
         if cpu_flags is None:
             cpu_flags = machine.cpu_flags()
+        version_of = (lambda module: versions.get(module)) if versions is not None else runtime_version
         limits: dict[str, float] = {}
         xfail = skip = None
         for _, layer in self._layers(model, variant):
@@ -150,7 +162,7 @@ class Budgets:
                 # example, the backend-independent size test of the same variant.
                 if all(key not in entry or value in entry[key]
                        for key, value in (("backends", backend), ("tests", test), ("variants", variant))) \
-                        and _cpu_matches(entry, cpu_flags):
+                        and _cpu_matches(entry, cpu_flags) and _runtimes_match(entry, version_of):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
 
@@ -168,9 +180,42 @@ def _cpu_matches(entry: dict, cpu_flags: frozenset[str]) -> bool:
     return "cpu_with" not in entry or bool(cpu_flags.intersection(entry["cpu_with"]))
 
 
+def _check_runtimes(source, where: str, entry: dict) -> None:
+    runtimes = entry.get("runtimes", {"-": ""})
+    if not isinstance(runtimes, dict) or not runtimes:
+        raise BudgetError(f"{source} [{where}]: runtimes must be a table of module = \"version specifier\", "
+                          f"e.g. {{cv2 = \">=5\"}}")
+    for module, spec in runtimes.items():
+        try:
+            SpecifierSet(spec)
+        except (InvalidSpecifier, TypeError):
+            raise BudgetError(f"{source} [{where}]: runtimes.{module} = {spec!r} is not a version specifier "
+                              f"such as \">=5\" or \"<1.21\"") from None
+
+
+@functools.cache
+def runtime_version(module: str) -> str | None:
+    """``module.__version__`` of an importable module, else None."""
+    try:
+        return str(importlib.import_module(module).__version__)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _runtimes_match(entry: dict, version_of) -> bool:
+    """An xfail entry naming ``runtimes`` applies only where every named module's version meets its specifier."""
+    for module, spec in entry.get("runtimes", {}).items():
+        version = version_of(module)
+        try:
+            if version is None or not SpecifierSet(spec).contains(version, prereleases=True):
+                return False
+        except InvalidVersion:
+            return False
+    return True
+
+
 def _xfail_entries(layer: dict) -> list[dict]:
     entries = list(layer.get("xfails", []))
     if "xfail" in layer:
-        entries.append({k: layer[k] for k in ("xfail", "backends", "tests", "variants", "cpu_without", "cpu_with")
-                        if k in layer})
+        entries.append({k: layer[k] for k in _XFAIL_KEYS if k in layer})
     return entries

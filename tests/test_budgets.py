@@ -186,3 +186,44 @@ def test_bf16_emulation_is_read_from_the_flags(monkeypatch):
     assert not machine.emulates_bf16()
     monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset())  # unknown CPU: no claim
     assert not machine.emulates_bf16()
+
+
+def test_xfail_scoped_by_runtime_version(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('''
+[model.m.variant.q]
+xfail = "OpenCV 5's new engine fails on QDQ"
+backends = ["opencv"]
+runtimes = {cv2 = ">=5"}
+''')
+    b = Budgets.load(path)
+    case = ("m", "q", "opencv", "accuracy")
+    assert b.for_(*case, versions={"cv2": "5.0.0"}).xfail == "OpenCV 5's new engine fails on QDQ"
+    assert b.for_(*case, versions={"cv2": "5.1.0-pre"}).xfail == "OpenCV 5's new engine fails on QDQ"
+    assert b.for_(*case, versions={"cv2": "4.14.0"}).xfail is None
+    assert b.for_(*case, versions={}).xfail is None  # not installed: no claim
+    assert b.for_(*case, versions={"cv2": "not-a-version"}).xfail is None
+
+
+def test_runtime_scoped_xfail_reads_installed_versions(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('[model.m]\nxfail = "old pytest"\nruntimes = {pytest = "<1"}\n'
+                    '[model.n]\nxfail = "any pytest"\nruntimes = {pytest = ">=1"}\n'
+                    '[model.o]\nxfail = "absent"\nruntimes = {no_such_module_here = ">=0"}\n')
+    b = Budgets.load(path)
+    assert b.for_("m", "v").xfail is None
+    assert b.for_("n", "v").xfail == "any pytest"
+    assert b.for_("o", "v").xfail is None
+
+
+@pytest.mark.parametrize("runtimes, message", [
+    ('">=5"', "runtimes must be a table"),
+    ("{}", "runtimes must be a table"),
+    ('{cv2 = "five"}', "runtimes.cv2 = 'five' is not a version specifier"),
+    ("{cv2 = 5}", "runtimes.cv2 = 5 is not a version specifier"),
+])
+def test_malformed_runtimes_is_an_error(tmp_path, runtimes, message):
+    path = tmp_path / "budgets.toml"
+    path.write_text(f'[model.m]\nxfail = "x"\nruntimes = {runtimes}\n')
+    with pytest.raises(BudgetError, match=message):
+        Budgets.load(path)
