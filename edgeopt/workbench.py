@@ -83,11 +83,22 @@ class Workbench:
             if not self.reuse_outputs:
                 self._outputs[key] = self._run_split(model, variant, backend)
             else:
-                path = (self.cache_root or cache.cache_dir()) / "outputs" / \
-                    f"{model}-{variant}-{backend}-{self.outputs_key(model, variant, backend)[:20]}.npy"
+                path = self._outputs_path(model, variant, backend)
                 cache.get_or_create(path, lambda tmp: _save_npy(tmp, self._run_split(model, variant, backend)))
                 self._outputs[key] = np.load(path, allow_pickle=False)
         return self._outputs[key]
+
+    def _outputs_path(self, model: str, variant: str, backend: str) -> Path:
+        return (self.cache_root or cache.cache_dir()) / "outputs" / \
+            f"{model}-{variant}-{backend}-{self.outputs_key(model, variant, backend)[:20]}.npy"
+
+    def _has_outputs(self, model: str, variant: str, backend: str) -> bool:
+        """Whether the logits are at hand without running anything: computed in this run, or (when outputs are
+        reused) left in the cache by an earlier run on identical inputs, e.g. the budget checks that ran before a
+        latency-only run."""
+        if (model, variant, backend) in self._outputs:
+            return True
+        return self.reuse_outputs and self._outputs_path(model, variant, backend).is_file()
 
     def outputs_key(self, model: str, variant: str, backend: str) -> str:
         """Everything the logits depend on: the artifact's bytes, the runtime and its version, the thread
@@ -174,10 +185,10 @@ class Workbench:
         return self._memory[key]
 
     def measured(self, model: str, variant: str, backend: str) -> dict:
-        """The accuracy, agreement and memory figures of this case that were already measured (no new runs)."""
+        """The accuracy, agreement and memory figures of this case that were already measured (no new runs; logits
+        of an earlier run on identical inputs count, see :meth:`_has_outputs`)."""
         out: dict = {}
-        have = self._outputs.keys()
-        if (model, variant, backend) in have and (model, *REFERENCE) in have:
+        if self._has_outputs(model, variant, backend) and self._has_outputs(model, *REFERENCE):
             if self.weights(model).pretrained:
                 out.update(self.accuracy(model, variant, backend))
             out.update(self.agreement(model, variant, backend))

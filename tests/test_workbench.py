@@ -60,3 +60,15 @@ def test_a_failed_evaluation_stores_nothing(tiny_model, data_dir, isolated_cache
     with pytest.raises(RunnerError):
         Workbench(data_dir=data_dir).outputs("tiny_test", "fp32", "torch")
     assert not [p for p in (isolated_cache / "outputs").iterdir() if p.suffix != ".lock"]
+
+
+def test_measured_reads_figures_an_earlier_run_left_without_evaluating(tiny_model, data_dir, monkeypatch):
+    """A latency-only run after the budget checks reports their accuracy and agreement figures."""
+    assert Workbench(data_dir=data_dir).measured("tiny_test", "onnx_fp32", "onnxruntime") == {}
+    earlier = Workbench(data_dir=data_dir)
+    expected = {**earlier.accuracy("tiny_test", "onnx_fp32", "onnxruntime"),
+                **earlier.agreement("tiny_test", "onnx_fp32", "onnxruntime")}
+    _forbid_runs(monkeypatch)
+    later = Workbench(data_dir=data_dir)
+    assert later.measured("tiny_test", "onnx_fp32", "onnxruntime") == expected
+    assert Workbench(data_dir=data_dir, reuse_outputs=False).measured("tiny_test", "onnx_fp32", "onnxruntime") == {}
