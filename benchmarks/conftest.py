@@ -249,9 +249,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     rows = sorted({mv for mv, _ in _OUTCOMES})
     cols = sorted({b for _, b in _OUTCOMES})
     width = max(len(r) for r in rows) + 2
+    cell = max(len(c) for c in cols) + 2  # backend names never run together
     tr = terminalreporter
     tr.section("edgeopt capability matrix (accuracy test outcome per model-variant x backend)")
-    tr.write_line(" " * width + "".join(f"{c:>13}" for c in cols))
+    tr.write_line(" " * width + "".join(f"{c:>{cell}}" for c in cols))
     for r in rows:
-        cells = "".join(f"{_OUTCOMES.get((r, c), {}).get('status', '-'):>13}" for c in cols)
+        cells = "".join(f"{_OUTCOMES.get((r, c), {}).get('status', '-'):>{cell}}" for c in cols)
         tr.write_line(f"{r:<{width}}{cells}")
