@@ -8,7 +8,7 @@ failure shared by several recipes).  A layer can hold several as ``[[...xfails]]
 leaves a model-variant out of the run, reported as a skip with its reason (e.g. a build too costly for CI);
 with ``skip_cpu_without = [flags]`` only on a CPU that has none of those flags (``cpu_without`` scopes an
 xfail the same way: a failure of kernels that only CPUs without, say, VNNI run; ``cpu_with`` the other
-way round: a failure of kernels dispatched only on CPUs with one of the flags, say AVX-512).  Unknown metrics are
+way round: a failure of kernels dispatched only on CPUs with one of the flags, say AVX-512).
 ``runtimes = {cv2 = ">=5"}`` scopes an xfail to runtime versions: it applies only where every named module
 is importable and its ``__version__`` meets the PEP 440 specifier (a failure of OpenCV 5's new engine is not
 expected of OpenCV 4).  Unknown metrics are an error at load time, so a typo cannot silently switch a budget off.
