@@ -35,7 +35,7 @@ bench: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
-# Gate: fail when a median is 25% slower than the baseline stored in benchmarks/baselines.
+# Gate: fail when a median is 25% slower than the newest baseline of this CPU kind (benchmarks/baselines/<kind>-<N>t).
 compare: $(VENV)/.installed
 	$(PY) -m pytest benchmarks/ --benchmark-compare --benchmark-compare-fail=median:25%
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import re
 from pathlib import Path
 
 #: Flags worth recording with a benchmark run (what the INT8, BF16 and FP16 kernels dispatch on).
@@ -49,3 +50,21 @@ def emulates_bf16() -> bool:
     training step 13.6x slower under bf16 autocast than in FP32)."""
     flags = cpu_flags()
     return bool(flags) and not flags.intersection(NATIVE_BF16)
+
+
+#: ISA extensions that change which INT8/BF16 kernels the runtimes dispatch to, most capable first: a Zen 3
+#: (AVX2), a Zen 4 (AVX512-VNNI), a Zen 5 (+AVX-VNNI) and a Xeon with AMX each get a kind of their own.
+KERNEL_TIERS = ("amx_int8", "avx_vnni", "avx512_vnni", "avx512f", "avx2")
+_NOISE = re.compile(r"\((r|tm)\)|\bprocessor\b|\bcpu\b|@.*$", re.IGNORECASE)
+
+
+def cpu_kind(model: str | None = None, flags: frozenset[str] | None = None) -> str:
+    """A short, path-safe name for this kind of CPU: its model name and its most capable kernel-relevant ISA
+    extension, e.g. ``amd-epyc-avx2`` or ``intel-xeon-amx_int8`` (``model``/``flags`` default to this machine's).
+
+    Latency is comparable only between runs on the same kind, so the benchmark baselines are stored per kind."""
+    if model is None or flags is None:
+        model, flags = (cpu_info()[0] if model is None else model), (cpu_flags() if flags is None else flags)
+    name = re.sub(r"[^a-z0-9]+", "-", _NOISE.sub(" ", model).lower()).strip("-")[:40].strip("-") or "unknown"
+    tier = next((t for t in KERNEL_TIERS if t in flags), platform.machine().lower() or "generic")
+    return f"{name}-{tier}"

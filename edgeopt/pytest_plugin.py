@@ -1,4 +1,5 @@
-"""pytest plugin: edgeopt's command-line options, user model discovery and benchmark machine info.
+"""pytest plugin: edgeopt's command-line options, user model discovery, benchmark machine info and where
+latency baselines are kept (one directory per kind of CPU and thread count).
 
 Enable it with ``pytest_plugins = ["edgeopt.pytest_plugin"]`` in the project's root ``conftest.py``.
 User models are registered by modules listed in ``[tool.edgeopt] models = ["my_models"]`` of the
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeopt.machine import cpu_info, notable_flags
+from edgeopt.machine import cpu_info, cpu_kind, notable_flags
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run every evaluation again instead of reusing the cached outputs of identical inputs "
                          "(same artifact bytes, runtime version, threads, images and edgeopt code)")
     group.addoption("--edgeopt-budgets", default=None, metavar="TOML", help="budgets file (default: the suite's)")
+    group.addoption("--edgeopt-baselines", default=None, metavar="DIR",
+                    help="keep pytest-benchmark runs in DIR/<cpu kind>-<threads>t (replaces --benchmark-storage), "
+                         "so --benchmark-compare only ever compares with a run on the same kind of CPU")
 
 
 def _import_user_models(config: pytest.Config) -> None:
@@ -60,6 +64,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("edgeopt_limit") is not None and config.getoption("edgeopt_limit") < 1:
         raise pytest.UsageError("--edgeopt-limit must be >= 1")
     _import_user_models(config)
+    _store_baselines_per_cpu_kind(config)
+
+
+def baseline_kind(threads: int) -> str:
+    """The baseline directory name of this machine at ``threads`` threads, e.g. ``amd-epyc-avx2-1t``."""
+    return f"{cpu_kind()}-{threads}t"
+
+
+def _store_baselines_per_cpu_kind(config: pytest.Config) -> None:
+    root = config.getoption("edgeopt_baselines")
+    if not root or not hasattr(config.option, "benchmark_storage"):
+        return
+    root = Path(root) if Path(root).is_absolute() else Path(config.rootpath) / root
+    directory = root / baseline_kind(config.getoption("edgeopt_threads"))
+    config.option.benchmark_storage = f"file://{directory}"
+    if config.getoption("benchmark_compare") and not any(directory.glob("*/*.json")):
+        recorded = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise pytest.UsageError(
+            f"--benchmark-compare: no latency baseline for this CPU kind in {directory} (baselines exist for: "
+            f"{', '.join(recorded) or 'none'}); latency is comparable only on the same kind of CPU. Record one "
+            f"with `make baseline` (pytest benchmarks/ --benchmark-save=baseline) and commit it.")
 
 
 def runtime_versions() -> dict[str, str]:
@@ -76,6 +101,7 @@ def runtime_versions() -> dict[str, str]:
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:
     machine_info["cpu_model"] = cpu_info()[0]
+    machine_info["cpu_kind"] = cpu_kind()
     machine_info["isa_flags"] = notable_flags()
     machine_info["runtimes"] = runtime_versions()
     machine_info["edgeopt_threads"] = config.getoption("edgeopt_threads")

@@ -1,0 +1,61 @@
+"""Latency baselines are kept per kind of CPU, so --benchmark-compare never reads a CPU difference as a regression."""
+import json
+
+import pytest
+
+from edgeopt import machine
+from edgeopt.pytest_plugin import baseline_kind
+
+ZEN3 = frozenset({"avx2", "fma", "f16c"})
+ZEN4 = ZEN3 | {"avx512f", "avx512_vnni", "avx512_bf16"}
+ZEN5 = ZEN4 | {"avx_vnni"}
+XEON_AMX = ZEN5 | {"amx_int8", "amx_bf16"}
+
+
+def test_cpu_kind_separates_the_cpus_whose_int8_kernels_differ():
+    kinds = [machine.cpu_kind("AMD EPYC", flags) for flags in (ZEN3, ZEN4, ZEN5)]
+    assert kinds == ["amd-epyc-avx2", "amd-epyc-avx512_vnni", "amd-epyc-avx_vnni"]
+    assert machine.cpu_kind("Intel(R) Xeon(R) Processor", XEON_AMX) == "intel-xeon-amx_int8"
+
+
+def test_cpu_kind_is_a_path_safe_name():
+    kind = machine.cpu_kind("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", ZEN3)
+    assert kind == "intel-core-i7-8700-avx2"
+    assert machine.cpu_kind("", frozenset()).startswith("unknown-")
+    assert "/" not in machine.cpu_kind("a/b\\c" * 30, frozenset())
+
+
+BENCH = """
+def test_noop(benchmark):
+    benchmark(lambda: None)
+"""
+
+
+@pytest.fixture
+def bench_project(pytester, monkeypatch):
+    # pytest-benchmark turns itself off inside an xdist worker (make test runs tests/ on two).
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.makeconftest('pytest_plugins = ["edgeopt.pytest_plugin"]\n')
+    pytester.makepyfile(test_bench=BENCH)
+    return pytester
+
+
+def test_saved_runs_go_to_this_cpu_kinds_directory(bench_project):
+    result = bench_project.runpytest("--edgeopt-baselines=base", "--benchmark-save=first",
+                                     "--benchmark-min-rounds=1", "--benchmark-max-time=0.01", "-p", "no:cacheprovider",
+                                     "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    saved = list((bench_project.path / "base" / baseline_kind(1)).glob("*/0001_first.json"))
+    assert len(saved) == 1
+    assert json.loads(saved[0].read_text())["machine_info"]["cpu_kind"] == machine.cpu_kind()
+    # Another thread count is another kind of run: its baselines live apart.
+    assert baseline_kind(2) != baseline_kind(1)
+
+
+def test_compare_without_a_baseline_of_this_cpu_kind_is_a_clear_error(bench_project):
+    (bench_project.path / "base" / "other-cpu-avx2-1t" / "Linux").mkdir(parents=True)
+    result = bench_project.runpytest("--edgeopt-baselines=base", "--benchmark-compare", "-p", "no:cacheprovider",
+                                     "-p", "no:xdist")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*no latency baseline for this CPU kind*{baseline_kind(1)}*"
+                                 "baselines exist for: other-cpu-avx2-1t*make baseline*"])
