@@ -15,6 +15,7 @@ from edgeopt import cache, metrics
 from edgeopt.artifact import Artifact
 from edgeopt.backends import backends_for, runner_class
 from edgeopt.data import Split, batches, load_split
+from edgeopt.machine import cpu_kind
 from edgeopt.models import ModelSpec, Weights, get_model
 from edgeopt.progress import progress
 from edgeopt.recipes import VARIANTS, build, get_variant
@@ -101,14 +102,16 @@ class Workbench:
         return self.reuse_outputs and self._outputs_path(model, variant, backend).is_file()
 
     def outputs_key(self, model: str, variant: str, backend: str) -> str:
-        """Everything the logits depend on: the artifact's bytes, the runtime and its version, the thread
-        count, the evaluation images, their preprocessing and batching, and edgeopt's own code."""
+        """Everything the logits depend on: the artifact's bytes, the runtime and its version, the kind of
+        CPU (INT8 kernels with and without VNNI round differently), the thread count, the evaluation images,
+        their preprocessing and batching, and edgeopt's own code."""
         spec, artifact = self.spec(model), self.artifact(model, variant)
         if artifact.path not in self._file_digests:
             self._file_digests[artifact.path] = cache.file_sha256(artifact.path)
         return cache.digest({
             "artifact": artifact.key, "artifact_sha256": self._file_digests[artifact.path],
-            "backend": backend, "runtime": runner_class(backend).describe(), "threads": self.threads,
+            "backend": backend, "runtime": runner_class(backend).describe(), "cpu": cpu_kind(),
+            "threads": self.threads,
             "images": self._images_digest(model), "mean": spec.mean, "std": spec.std, "batch": spec.eval_batch,
             "edgeopt": cache.source_digest(Path(__file__).parent),
         })

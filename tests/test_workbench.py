@@ -44,6 +44,15 @@ def test_key_follows_every_input(tiny_model, data_dir, tmp_path):
     assert Workbench(data_dir=other).outputs_key("tiny_test", "fp32", "torch") != key
 
 
+def test_key_follows_the_kind_of_cpu(tiny_model, data_dir, monkeypatch):
+    """INT8 kernels with and without VNNI give different logits: a cache carried to another CPU is not reused."""
+    from edgeopt import workbench
+
+    key = Workbench(data_dir=data_dir).outputs_key("tiny_test", "fp32", "torch")
+    monkeypatch.setattr(workbench, "cpu_kind", lambda: "amd-epyc-avx2")
+    assert Workbench(data_dir=data_dir).outputs_key("tiny_test", "fp32", "torch") != key
+
+
 def test_changed_artifact_bytes_are_evaluated_again(tiny_model, data_dir):
     wb = Workbench(data_dir=data_dir)
     key = wb.outputs_key("tiny_test", "onnx_fp32", "onnxruntime")
