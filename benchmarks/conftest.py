@@ -21,6 +21,7 @@ from edgeopt.budgets import BudgetError, Budgets
 from edgeopt.data import DataError
 from edgeopt.memory import MemoryProbeError
 from edgeopt.models import get_model, list_models
+from edgeopt.pytest_plugin import metric_drift
 from edgeopt.recipes import VARIANTS
 from edgeopt.recipes.base import RecipeError
 from edgeopt.workbench import REFERENCE, Workbench
@@ -135,8 +136,8 @@ def reported_errors():
 class Bench:
     """One case's measurements and budget, as the test files use them."""
 
-    def __init__(self, case: Case, workbench: Workbench, budgets: Budgets, concern: str):
-        self.case, self.wb = case, workbench
+    def __init__(self, case: Case, workbench: Workbench, budgets: Budgets, concern: str, config: pytest.Config):
+        self.case, self.wb, self.config = case, workbench, config
         self.budget = budgets.for_(case.model, case.variant, case.backend, concern)
 
     def require_trained_weights(self) -> None:
@@ -189,14 +190,17 @@ class Bench:
             return {**self.wb.size(m, v), **self.wb.measured(m, v, b)}
 
     def assert_within_budget(self, measurement: dict) -> None:
+        """The budgets (the hard floor), then drift from the stored metric baselines (within the floor)."""
         violations = self.budget.check(measurement)
         assert not violations, f"{self.case.id} over budget:\n  " + "\n  ".join(violations)
+        drift = metric_drift(self.config, self.case.id, measurement)
+        assert not drift, f"{self.case.id} worse than its metric baseline:\n  " + "\n  ".join(drift)
 
 
 @pytest.fixture
 def bench(request: pytest.FixtureRequest, case: Case, workbench: Workbench) -> Bench:
     concern = request.node.originalname.removeprefix("test_")
-    return Bench(case, workbench, request.config.edgeopt_budgets, concern)
+    return Bench(case, workbench, request.config.edgeopt_budgets, concern, request.config)
 
 
 # -- latency table ------------------------------------------------------------------------------

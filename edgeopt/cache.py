@@ -37,8 +37,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 @functools.cache
-def source_digest(package_dir: str | os.PathLike) -> str:
-    """sha256 over every ``.py`` file under ``package_dir`` (relative path and content), read once per process.
+def source_digest(package_dir: str | os.PathLike, exclude: tuple[str, ...] = ()) -> str:
+    """sha256 over every ``.py`` file under ``package_dir`` (relative path and content), read once per process,
+    leaving out the relative paths (files or folders) in ``exclude``.
 
     Part of the key of a cached result that the package's own code computed: any change to that code
     invalidates it.
@@ -46,6 +47,9 @@ def source_digest(package_dir: str | os.PathLike) -> str:
     root = Path(package_dir)
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude):
+            continue
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
