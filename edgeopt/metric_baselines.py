@@ -80,6 +80,10 @@ def _write_atomically(path: Path, cases: dict) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _fmt(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
+
+
 class MetricBaselines:
     """The stored figures of one CPU kind (plus the portable ones) and the figures this run measured."""
 
@@ -121,7 +125,7 @@ class MetricBaselines:
             for metric, new in sorted(figures.items()):
                 old = self.old(case_id, metric)
                 if old != new:
-                    lines.append(f"{case_id} {metric}: {'(new)' if old is None else f'{old:.6g}'} -> {new:.6g}")
+                    lines.append(f"{case_id} {metric}: {'(new)' if old is None else _fmt(old)} -> {_fmt(new)}")
         return lines
 
     def save(self) -> list[Path]:
