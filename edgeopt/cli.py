@@ -121,11 +121,15 @@ def main(argv=None) -> int:
     f.add_argument("variant")
     f.add_argument("--data", default=None, help="data root (default: $EDGEOPT_DATA or ../shared/data)")
     f.add_argument("--force", action="store_true", help="replace a committed result")
+    from edgeopt.gate import cli as gate_cli
+
+    gate_cli.add_parser(sub)
     args = p.parse_args(argv)
     try:
         _import_user_modules(args.models_from)
-        return {"models": cmd_models, "measure": cmd_measure, "finetune": cmd_finetune}[args.command](args)
-    except (KeyError, DataError, RunnerError, RecipeError, ImportError, ValueError) as exc:
+        return {"models": cmd_models, "measure": cmd_measure, "finetune": cmd_finetune,
+                "gate": gate_cli.cmd_gate}[args.command](args)
+    except (KeyError, DataError, RunnerError, RecipeError, ImportError, ValueError, gate_cli.ab.GateError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"edgeopt: error: {msg}", file=sys.stderr)
         return 2
