@@ -9,7 +9,6 @@ and a fix shows up as XPASS.  All expensive work lives in one session-wide
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from edgeopt.backends import RunnerError, RunnerUnsupported, backends_for
 from edgeopt.budgets import BudgetError, Budgets
 from edgeopt.data import DataError
 from edgeopt.memory import MemoryProbeError
-from edgeopt.models import get_model, list_models
+from edgeopt.models import get_model, list_models, matches
 from edgeopt.pytest_plugin import metric_drift
 from edgeopt.recipes import VARIANTS
 from edgeopt.recipes.base import RecipeError
@@ -44,10 +43,6 @@ class Case:
         return (self.variant, self.backend) == REFERENCE
 
 
-def _matches(name: str, patterns: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, p.strip()) for p in patterns.split(",") if p.strip())
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "per_variant: parametrize over model x variant only (backend-independent)")
     config.addinivalue_line("markers", "skip_reference: do not collect the FP32 PyTorch reference case")
@@ -63,13 +58,13 @@ def all_cases(config: pytest.Config, per_backend: bool) -> list[Case]:
     cases = []
     for model in list_models(config.getoption("edgeopt_models")):
         for variant, recipe in VARIANTS.items():
-            if not _matches(variant, config.getoption("edgeopt_variants")):
+            if not matches(variant, config.getoption("edgeopt_variants")):
                 continue
             if not per_backend:
                 cases.append(Case(model, variant))
                 continue
             for backend in backends_for(recipe.format):
-                if _matches(backend, config.getoption("edgeopt_backends")):
+                if matches(backend, config.getoption("edgeopt_backends")):
                     cases.append(Case(model, variant, backend))
     return cases
 

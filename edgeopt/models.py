@@ -100,11 +100,15 @@ def _load_entry_points() -> None:
         ep.load()
 
 
+def matches(name: str, patterns: str) -> bool:
+    """Whether ``name`` matches a glob pattern or any of a comma-separated list of them (the --edgeopt-* selectors)."""
+    return any(fnmatch.fnmatchcase(name, p.strip()) for p in patterns.split(",") if p.strip())
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a glob pattern (or a comma-separated list of them)."""
     _load_entry_points()
-    patterns = [p.strip() for p in pattern.split(",") if p.strip()]
-    return sorted(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    return sorted(n for n in _REGISTRY if matches(n, pattern))
 
 
 def get_model(name: str) -> ModelSpec:

@@ -3,7 +3,6 @@ cache, or another interpreter), with the verdict as JSON (raw samples included) 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import subprocess
@@ -20,17 +19,13 @@ DEFAULT_MODELS, DEFAULT_VARIANTS = "simple_cnn", "fp32,torchscript,onnx_fp32,ort
 GITHUB_SUMMARY_LIMIT = 1 << 20
 
 
-def _matches(name: str, patterns: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, p.strip()) for p in patterns.split(",") if p.strip())
-
-
 def select_cases(models: str, variants: str, backends: str) -> list[tuple[str, str, str]]:
     from edgeopt.backends import backends_for
-    from edgeopt.models import get_model, list_models
+    from edgeopt.models import get_model, list_models, matches
     from edgeopt.recipes import VARIANTS
 
-    cases = [(m, v, b) for m in list_models(models) for v, recipe in VARIANTS.items() if _matches(v, variants)
-             and not recipe.unsupported_reason(get_model(m)) for b in backends_for(recipe.format) if _matches(b, backends)]
+    cases = [(m, v, b) for m in list_models(models) for v, recipe in VARIANTS.items() if matches(v, variants)
+             and not recipe.unsupported_reason(get_model(m)) for b in backends_for(recipe.format) if matches(b, backends)]
     if not cases:
         raise ValueError(f"no case matches --models {models!r} --variants {variants!r} --backends {backends!r}")
     return cases
