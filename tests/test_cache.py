@@ -45,3 +45,40 @@ def test_leftovers_of_a_killed_build_are_removed_by_the_next_build_of_that_entry
     longer.write_text("in progress")
     cache.get_or_create(tmp_path / "entry", lambda tmp: tmp.mkdir())
     assert not killed.exists() and other.exists() and longer.exists() and (tmp_path / "entry").is_dir()
+
+
+BUILD_MODULE = '''
+from dataclasses import dataclass
+import torch
+from edgeopt.artifact import write_meta
+from edgeopt.recipes.base import Recipe, build_into
+
+@dataclass(frozen=True)
+class Scaled(Recipe):
+    name: str = "scaled"
+    format = "torch"
+
+@build_into.register
+def _(recipe: Scaled, model, ctx, directory):
+    torch.save({k: v * SCALE for k, v in model.state_dict().items()}, directory / "model.pt")
+    write_meta(directory, file="model.pt")
+'''
+
+
+def test_an_edited_build_function_rebuilds_its_artifact(tiny_model, tmp_path, monkeypatch):
+    import importlib
+
+    from edgeopt.recipes import build
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = tmp_path / "user_recipe.py"
+    module.write_text(BUILD_MODULE.replace("SCALE", "1.0"))
+    recipe_mod = importlib.import_module("user_recipe")
+    first = build(tiny_model, recipe_mod.Scaled(), tiny_model.build())
+    assert build(tiny_model, recipe_mod.Scaled(), tiny_model.build()).path == first.path  # unchanged: cached
+    module.write_text(BUILD_MODULE.replace("SCALE", "0.5"))
+    recipe_mod = importlib.reload(recipe_mod)
+    second = build(tiny_model, recipe_mod.Scaled(), tiny_model.build())
+    assert second.key != first.key and second.path.exists() and first.path.exists()
+    import torch
+    assert not torch.equal(*(torch.load(a.path, weights_only=True)["fc.weight"] for a in (first, second)))

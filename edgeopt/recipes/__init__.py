@@ -1,7 +1,7 @@
 """Recipes: frozen configs, each dispatched by type to one build function.
 
 ``build(spec, recipe, weights)`` returns an :class:`~edgeopt.artifact.Artifact`, cached on disk by
-a content hash of (model weights, recipe, calibration images, library versions): a second run
+a content hash of (model weights, recipe, calibration images, library versions, build code): a second run
 rebuilds nothing.  A build function receives its own copy of the model and a :class:`BuildContext`
 (for the artifact it starts from and for calibration images), and writes its files into a fresh
 directory that is renamed into the cache only when complete.
@@ -22,7 +22,7 @@ from edgeopt import cache
 from edgeopt.artifact import Artifact, read_meta
 from edgeopt.data import load_split, normalize, split_files
 from edgeopt.models import ModelSpec, Weights
-from edgeopt.recipes.base import Recipe, RecipeError, build_into
+from edgeopt.recipes.base import Recipe, RecipeError, build_code, build_into
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
 from edgeopt.recipes.pt2e import TorchInt8Pt2e
@@ -159,6 +159,7 @@ def build(spec: ModelSpec, recipe: Recipe, weights: Weights, cache_root: Path | 
         "recipe": type(recipe).__name__, "config": dataclasses.asdict(recipe),
         "versions": library_versions(tuple(sorted({d for r in recipe.lineage() for d in r.libraries}))),
         "calibration": _data_identity(ctx, recipe), "normalization": (spec.mean, spec.std),
+        "build_code": build_code(recipe),
     }
     committed = [e["sha256"] for r in recipe.lineage() if (e := trained.entry_for(spec.name, r, ctx.base_digest))]
     if committed:  # the artifact is built from a committed fine-tune, not one run here

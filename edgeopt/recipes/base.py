@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 from functools import singledispatch
 from pathlib import Path
 from typing import ClassVar
@@ -25,6 +27,8 @@ class Recipe:
     trains: ClassVar[bool] = False
     #: Distributions beyond torch/onnx/onnxruntime whose version goes into the artifact's cache key.
     libraries: ClassVar[tuple[str, ...]] = ()
+    #: Raise to rebuild every artifact of this recipe when something its build reads changed outside its module.
+    version: ClassVar[int] = 1
 
     def children(self) -> list["Recipe"]:
         """The recipes this one starts from (config fields holding a recipe), e.g. the ONNX export to quantize."""
@@ -44,6 +48,17 @@ class Recipe:
 
 class RecipeError(RuntimeError):
     """A recipe cannot be applied to this model; the message says why."""
+
+
+def build_code(recipe: Recipe) -> dict[str, dict]:
+    """Per recipe of the lineage: its ``version`` and the sha256 of the module holding its build function (and of
+    this module), so that an edited build function rebuilds its artifacts instead of reusing stale ones."""
+    out = {}
+    for r in recipe.lineage():
+        modules = sorted({inspect.getsourcefile(build_into.dispatch(type(r))), __file__})
+        code = [hashlib.sha256(Path(m).read_bytes()).hexdigest() for m in modules]  # a few kB: read every time
+        out[type(r).__name__] = {"version": r.version, "code": code}
+    return out
 
 
 @singledispatch
