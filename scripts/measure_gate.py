@@ -30,7 +30,7 @@ SETTINGS = (0.0, 0.05, 0.10)
 
 def summarise(decisions: list[dict], wall_plain_per_case: float) -> dict:
     out = {}
-    for slow in SETTINGS:
+    for slow in sorted({d["slowdown"] for d in decisions}):
         mine = [d for d in decisions if d["slowdown"] == slow]
         cases = [c for d in mine for c in d["cases"]]
         plain = [c for c in cases if "plain_10" in c]
@@ -55,17 +55,30 @@ def main() -> int:
     p.add_argument("--decisions", type=int, default=100, help="gate decisions per setting")
     p.add_argument("--plain-every", type=int, default=4)
     p.add_argument("--seconds-per-case", type=float, default=ab.Timing.seconds_per_case)
+    p.add_argument("--slowdowns", default=",".join(f"{x:.2f}" for x in SETTINGS), help="fractions to inject")
+    p.add_argument("--fresh-workers", action="store_true",
+                   help="start both worker processes anew for every decision, as a real gate run does")
     p.add_argument("--out", default="docs/gate-measurement.json")
     args = p.parse_args()
+    slowdowns = [float(x) for x in args.slowdowns.split(",")]
     settings, timing = stats.GateSettings(), ab.Timing(seconds_per_case=args.seconds_per_case)
     data = str(Path(default_data_dir()).resolve())
     log_dir = Path(".edgeopt-cache") / "gate" / "measure"
-    workers = [ab.Worker(ab.Side("base"), log_dir, 1, data), ab.Worker(ab.Side("head"), log_dir, 1, data)]
-    order = [s for s in SETTINGS for _ in range(args.decisions)]
+    def spawn() -> list[ab.Worker]:
+        return [ab.Worker(ab.Side("base"), log_dir, 1, data), ab.Worker(ab.Side("head"), log_dir, 1, data)]
+
+    workers = spawn()
+    order = [s for s in slowdowns for _ in range(args.decisions)]
     random.Random(1).shuffle(order)
     decisions, plain_walls = [], []
     try:
         for i, slow in enumerate(order):
+            if args.fresh_workers and i:
+                for w in workers:
+                    w.close()
+                workers = spawn()
+                for w in workers:  # ready (imports done) before the clock starts: the latency phase is timed
+                    w.ask(op="describe")
             workers[1].ask(op="slowdown", fractions={"*": slow})
             plain = i % args.plain_every == 0
             start = time.perf_counter()
@@ -91,6 +104,7 @@ def main() -> int:
             w.close()
         wall_plain = sum(plain_walls) / len(plain_walls) if plain_walls else float("nan")
         summary = summarise(decisions, wall_plain) if decisions else {}
+        summary["fresh_workers"] = args.fresh_workers
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(args.out).with_suffix(".tmp")
         tmp.write_text(json.dumps({"cases": ["-".join(c) for c in CASES], "settings": settings.__dict__,

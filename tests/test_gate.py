@@ -42,7 +42,7 @@ def test_a_significant_change_below_the_threshold_is_not_a_regression():
 
 
 def test_a_large_ratio_on_too_little_evidence_is_not_a_regression():
-    base, head = rounds([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]), rounds([0.8, 1.6, 0.9, 1.7, 0.9, 1.5])
+    base, head = rounds([1.0] * 12), rounds([0.8, 0.8, 1.6, 1.6, 0.9, 0.9, 1.7, 1.7, 0.9, 0.9, 1.5, 1.5])
     result = stats.decide([stats.compare(base, head, SETTINGS)], SETTINGS)[0]
     assert result["ratio"] > 1.03 and result["verdict"] == stats.SAME
 
@@ -78,6 +78,15 @@ def test_each_round_runs_both_sides_in_random_order():
     assert 70 < firsts.count("base") < 130
 
 
+def test_rounds_come_in_pairs_where_each_side_goes_first_once():
+    log = []
+    timed = ab.time_case([FakeWorker("base", log), FakeWorker("head", log)], ("m", "v", "b"),
+                         ab.Timing(seconds_per_case=0.01, warmup_seconds=0.0), random.Random(0))
+    pairs = list(zip(timed["first"][::2], timed["first"][1::2]))
+    assert len(pairs) >= 10 and all(sorted(p) == ["base", "head"] for p in pairs)
+    assert {a for a, _ in pairs} == {"base", "head"}  # which side opens a pair is random
+
+
 USER_MODELS = '''
 import torch
 from torch import nn
@@ -104,7 +113,7 @@ def test_the_gate_flags_a_slowed_head_on_a_tiny_model_and_saves_raw_samples(tmp_
     (tmp_path / "gate_models.py").write_text(USER_MODELS)
     write_image_folder(tmp_path / "data" / "gatedata" / "test", per_class=2, seed=5)
     monkeypatch.chdir(tmp_path)
-    timing = ab.Timing(seconds_per_case=0.3, warmup_seconds=0.05, min_rounds=12)
+    timing = ab.Timing(seconds_per_case=0.3, warmup_seconds=0.05, min_rounds=24)
     sides = [ab.Side("base", models_from=("gate_models",)),
              ab.Side("head", models_from=("gate_models",), slowdown={"torch": 0.5})]
     cases = [("gate_net", "fp32", "torch"), ("gate_net", "onnx_fp32", "onnxruntime"),

@@ -1,16 +1,17 @@
 """The gate's statistics: per-round ratios of interleaved timings, a paired rank test, Holm across cases.
 
-Each round times base and head back to back (in random order), so the machine's drift, which comes in phases of
-seconds, hits both sides of a round alike and cancels in the round's ratio.  A case is declared slower only when
-both hold:
+Each round times base and head back to back, so the machine's drift, which comes in phases of seconds, hits both
+sides of a round alike and cancels in the round's ratio.  Rounds come in balanced pairs, base first in one and head
+first in the other, since the side that runs second is slower; a pair's mean log ratio is the unit of the test.
+A case is declared slower only when both hold:
 
-* the effect is large enough to matter: the median of the per-round ratios head/base exceeds ``1 + threshold``;
-* it is not noise: Wilcoxon's signed-rank test on the per-round log ratios (the paired form of the Mann-Whitney U
+* the effect is large enough to matter: the median of the per-pair ratios head/base exceeds ``1 + threshold``;
+* it is not noise: Wilcoxon's signed-rank test on the per-pair log ratios (the paired form of the Mann-Whitney U
   test asv uses; pairing is what removes the drift) rejects "no slowdown" at ``alpha`` after Holm's step-down
   correction over every case of the run, so ``alpha`` bounds the chance of any false alarm in a whole gate run.
 
 Speed-ups are decided the same way in the other direction.  The interval reported with each ratio is a bootstrap
-interval (scipy) on the median per-round ratio.
+interval (scipy) on the median per-pair ratio.
 """
 from __future__ import annotations
 
@@ -39,9 +40,9 @@ def compare(base_rounds: list[list[float]], head_rounds: list[list[float]], sett
             seed: int = 0) -> dict:
     """Ratio head/base with its interval and one-sided p-values of one case (not yet corrected for many cases)."""
     base, head = round_medians(base_rounds), round_medians(head_rounds)
-    if len(base) != len(head) or len(base) < 6:
-        raise ValueError(f"need the same number (>= 6) of rounds on both sides, got {len(base)} and {len(head)}")
-    logs = np.log(head / base)
+    if len(base) != len(head) or len(base) < 12 or len(base) % 2:
+        raise ValueError(f"need the same even number (>= 12) of rounds on both sides, got {len(base)} and {len(head)}")
+    logs = np.log(head / base).reshape(-1, 2).mean(axis=1)  # one figure per balanced pair of rounds
     if np.all(logs == logs[0]):  # identical rounds (a test double): no spread, the sign is certain
         p_slower = 0.0 if logs[0] > 0 else 1.0
         p_faster = 0.0 if logs[0] < 0 else 1.0
@@ -53,7 +54,7 @@ def compare(base_rounds: list[list[float]], head_rounds: list[list[float]], sett
                              n_resamples=2000, rng=np.random.default_rng(seed)).confidence_interval
         low, high = float(ci.low), float(ci.high)
     return {"ratio": math.exp(float(np.median(logs))), "ci": [math.exp(low), math.exp(high)],
-            "p_slower": p_slower, "p_faster": p_faster, "rounds": int(len(logs)),
+            "p_slower": p_slower, "p_faster": p_faster, "rounds": int(len(base)), "pairs": int(len(logs)),
             "base_ms": 1e3 * float(np.median(base)), "head_ms": 1e3 * float(np.median(head))}
 
 
