@@ -101,12 +101,32 @@ def test_runner_rejects_wrong_format_and_unreadable_files(tiny_model, tmp_path):
 
 
 def test_opencv_engines(tiny_model, reference):
+    import cv2
+
     artifact = build(tiny_model, VARIANTS["onnx_fp32"], tiny_model.build())
-    for engine in ("auto", "new", "classic"):
+    for engine in ("auto", "new", "classic")[:None if hasattr(cv2.dnn, "ENGINE_CLASSIC") else 2]:
         with runner_class("opencv")(artifact, engine=engine) as runner:
             np.testing.assert_allclose(runner.run(X), reference, atol=1e-5, err_msg=engine)
     with pytest.raises(ValueError, match="unknown OpenCV DNN engine"):
         runner_class("opencv")(artifact, engine="turbo")
+
+
+def test_an_opencv_without_the_classic_engine_makes_opencv_classic_unavailable(tiny_model, reference, monkeypatch):
+    import cv2
+
+    from edgeopt.backends import RunnerUnavailable
+
+    artifact = build(tiny_model, VARIANTS["onnx_fp32"], tiny_model.build())
+    new_engine = getattr(cv2.dnn, "ENGINE_NEW", getattr(cv2.dnn, "ENGINE_OPENCV", None))
+    if new_engine is None:
+        pytest.skip(f"OpenCV {cv2.__version__} has a single DNN engine")
+    for name in ("ENGINE_CLASSIC", "ENGINE_NEW"):  # as OpenCV 5.1 has them: ENGINE_AUTO, ENGINE_OPENCV, ENGINE_ORT
+        monkeypatch.delattr(cv2.dnn, name, raising=False)
+    monkeypatch.setattr(cv2.dnn, "ENGINE_OPENCV", new_engine, raising=False)
+    with pytest.raises(RunnerUnavailable, match="has no classic DNN engine .*ENGINE_OPENCV"):
+        runner_class("opencv_classic")(artifact).__enter__()
+    with runner_class("opencv")(artifact, engine="new") as runner:
+        np.testing.assert_allclose(runner.run(X), reference, atol=1e-5)
 
 
 def test_an_operator_the_runtime_does_not_implement_is_reported_as_unsupported(tmp_path):
@@ -129,6 +149,8 @@ def test_an_operator_the_runtime_does_not_implement_is_reported_as_unsupported(t
 def test_opencv_classic_is_its_own_backend(tiny_model, reference):
     artifact = build(tiny_model, VARIANTS["onnx_fp32"], tiny_model.build())
     assert {"opencv", "opencv_classic"} <= set(backends_for("onnx"))
+    if not hasattr(__import__("cv2").dnn, "ENGINE_CLASSIC"):
+        pytest.skip("this OpenCV has no classic engine (see the test above)")
     with runner_class("opencv_classic")(artifact) as runner:
         assert runner.engine == "classic"
         np.testing.assert_allclose(runner.run(X), reference, atol=1e-5)

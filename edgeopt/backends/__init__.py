@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from edgeopt.backends.base import Runner, RunnerError, RunnerUnsupported  # noqa: F401
+from edgeopt.backends.base import Runner, RunnerError, RunnerUnavailable, RunnerUnsupported  # noqa: F401
 
 # backend name -> (module, class); the module imports its runtime lazily.
 BACKENDS: dict[str, tuple[str, str]] = {

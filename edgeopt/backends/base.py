@@ -21,6 +21,10 @@ class RunnerUnsupported(RunnerError):
     gap of this runtime version, e.g. ConvInteger on older ONNX Runtime CPU builds), not a defect."""
 
 
+class RunnerUnavailable(RunnerError):
+    """This backend does not exist in the installed runtime version at all (e.g. an engine a release removed)."""
+
+
 class Runner:
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]

@@ -5,15 +5,17 @@ engine) or ``"auto"`` (new, falling back to classic when the new parser rejects 
 ``opencv`` is ``"auto"``, what ``cv2.dnn.readNetFromONNX`` does when not told; backend
 ``opencv_classic`` forces the classic engine.  They differ in what they run (OpenCV 5.0, measured):
 the new engine runs FP16 ONNX but not QDQ INT8; the classic engine runs QDQ INT8 but rejects FP16.
-On OpenCV 4.x, which has one engine, both are that engine.
+On OpenCV 4.x, which has one engine, both are that engine; OpenCV 5.1 removed the classic engine, so there
+``opencv_classic`` is unavailable (a skip with the reason, never the new engine under the classic name).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from edgeopt.backends.base import Runner, runtime_error
+from edgeopt.backends.base import Runner, RunnerUnavailable, runtime_error
 
-ENGINES = {"auto": "ENGINE_AUTO", "new": "ENGINE_NEW", "classic": "ENGINE_CLASSIC"}
+#: cv2.dnn names of each engine, newest first: OpenCV 5.1 renamed the new engine ENGINE_OPENCV and removed the classic.
+ENGINES = {"auto": ("ENGINE_AUTO",), "new": ("ENGINE_NEW", "ENGINE_OPENCV"), "classic": ("ENGINE_CLASSIC",)}
 
 
 class OpenCVRunner(Runner):
@@ -30,7 +32,11 @@ class OpenCVRunner(Runner):
         import cv2
 
         cv2.setNumThreads(self.threads)
-        engine = getattr(cv2.dnn, ENGINES[self.engine], None)
+        engine = next((getattr(cv2.dnn, n) for n in ENGINES[self.engine] if hasattr(cv2.dnn, n)), None)
+        if engine is None and hasattr(cv2.dnn, "ENGINE_AUTO"):  # an OpenCV 5 without this engine
+            offered = sorted(n for n in dir(cv2.dnn) if n.startswith("ENGINE_"))
+            raise RunnerUnavailable(f"OpenCV {cv2.__version__} has no {self.engine} DNN engine (cv2.dnn offers "
+                                    f"{', '.join(offered)}): {self.name} cannot run on this OpenCV")
         if engine is None:  # OpenCV 4.x: a single engine
             self.net = cv2.dnn.readNetFromONNX(str(self.artifact.path))
         else:
