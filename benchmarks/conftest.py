@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeopt.backends import RunnerError, RunnerUnsupported, backends_for
+from edgeopt.backends import RunnerError, RunnerUnavailable, RunnerUnsupported, backends_for
 from edgeopt.budgets import BudgetError, Budgets
 from edgeopt.data import DataError
 from edgeopt.memory import MemoryProbeError
@@ -115,12 +115,12 @@ def workbench(pytestconfig: pytest.Config) -> Workbench:
 
 @contextlib.contextmanager
 def reported_errors():
-    """Missing data -> skip with the reason; an operator the runtime reports as not implemented -> xfail
+    """Missing data or a backend the installed runtime lacks -> skip with the reason; an operator the runtime reports as not implemented -> xfail
     with the runtime's message (a capability gap of that runtime version); any other runtime or recipe
     failure -> one readable failure line."""
     try:
         yield
-    except DataError as exc:
+    except (DataError, RunnerUnavailable) as exc:
         pytest.skip(str(exc))
     except RunnerUnsupported as exc:
         pytest.xfail(str(exc))
@@ -198,8 +198,54 @@ def bench(request: pytest.FixtureRequest, case: Case, workbench: Workbench) -> B
     return Bench(case, workbench, request.config.edgeopt_budgets, concern, request.config)
 
 
-# -- latency table ------------------------------------------------------------------------------
+# -- latency: a model's cases timed together (edgeopt.latency) ---------------------------------------------------
 _LATENCY = pytest.StashKey[dict]()
+_PANELS = pytest.StashKey[dict]()
+
+
+def _latency_cases(session: pytest.Session, model: str) -> list[Case]:
+    """The latency cases of ``model`` this session runs (selected and not skipped), in collection order."""
+    return [item.callspec.params["case"] for item in session.items
+            if getattr(item, "originalname", "") == "test_latency" and item.callspec.params["case"].model == model
+            and item.get_closest_marker("skip") is None]
+
+
+@pytest.fixture(scope="session")
+def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
+    """case -> :class:`edgeopt.latency.CaseLatency`: the first latency case of a model times all of that model's
+    cases together in interleaved rounds (runners opened side by side); the others read their figures."""
+    import random
+    from edgeopt.backends import runner_class
+    from edgeopt.latency import CaseLatency, PanelTiming, time_panel
+
+    config = request.config
+    panels = config.stash.setdefault(_PANELS, {})
+    timing = PanelTiming(seconds_per_case=float(config.getoption("benchmark_max_time")),
+                         warmup_calls=int(config.getoption("benchmark_warmup_iterations")),
+                         min_rounds=int(config.getoption("benchmark_min_rounds")))
+
+    def measure(case: Case):
+        if case not in panels:
+            cases = _latency_cases(request.session, case.model) or [case]
+            with contextlib.ExitStack() as stack:
+                calls, errors = {}, {}
+                for c in cases:
+                    try:
+                        x = workbench.sample_input(c.model)
+                        artifact = workbench.artifact(c.model, c.variant)
+                        runner = stack.enter_context(runner_class(c.backend)(artifact, threads=workbench.threads))
+                        calls[c] = (lambda r=runner, x=x: r.run(x))
+                    except Exception as exc:  # raised again by that case's own test
+                        errors[c] = exc
+                timed = time_panel(calls, timing, random.Random(case.model))
+            panels.update(timed)
+            panels.update({c: CaseLatency(error=exc) for c, exc in errors.items()})
+        result = panels.pop(case)
+        if result.error is not None:
+            with reported_errors():
+                raise result.error
+        return result
+    return measure
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,95 @@
+"""Measure how well one run's latency figures rank variants that run identical kernels (issue: point 8).
+
+Each run times the same cases twice on this machine, in random order of the two methods: as the suite does
+(`edgeopt.latency.time_panel`: interleaved rounds, drift-normalised medians) and as plain pytest-benchmark did
+(each case alone, one after the other, warm-up 10, >= 30 rounds, >= 1 s, its median).  Reported per method: the
+spread max/min of the identical-kernel cases' figures per run, and the share of runs within 5%.
+
+    .venv/bin/python scripts/measure_ranking.py --model mobilenet_v2_cifar --runs 30 --out docs/latency-ranking.json
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.backends import runner_class
+from edgeopt.latency import PanelTiming, time_panel
+from edgeopt.workbench import Workbench
+
+#: ONNX Runtime static INT8 variants whose graphs differ only in calibration (or 7-bit weights): the same kernels.
+IDENTICAL = ("ort_int8_static", "ort_int8_static_entropy", "ort_int8_static_percentile",
+             "ort_int8_static_per_tensor", "ort_int8_static_reduce_range")
+
+
+def plain(run, warmup: int = 10, min_rounds: int = 30, max_time: float = 1.0) -> float:
+    for _ in range(warmup):
+        run()
+    times: list[float] = []
+    while len(times) < min_rounds or sum(times) < max_time:
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="mobilenet_v2_cifar")
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--others", default="onnx_fp32", help="more variants in the panel (comma-separated), not ranked")
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--out", default="docs/latency-ranking.json")
+    args = p.parse_args()
+    wb = Workbench(threads=1)
+    variants = [*IDENTICAL, *filter(None, args.others.split(","))]
+    x = wb.sample_input(args.model)
+    runs = []
+    with contextlib.ExitStack() as stack:
+        calls = {}
+        for v in variants:
+            runner = stack.enter_context(runner_class(args.backend)(wb.artifact(args.model, v), threads=1))
+            calls[v] = (lambda r=runner: r.run(x))
+        for i in range(args.runs):
+            rng = random.Random(i)
+            methods = ["panel", "plain"]
+            rng.shuffle(methods)
+            figures: dict[str, dict[str, float]] = {}
+            for method in methods:
+                if method == "panel":
+                    timed = time_panel(calls, PanelTiming(), rng)
+                    figures[method] = {v: timed[v].median_s for v in variants}
+                else:
+                    order = list(variants)
+                    rng.shuffle(order)
+                    figures[method] = {v: plain(calls[v]) for v in order}
+            spread = {m: max(f[v] for v in IDENTICAL) / min(f[v] for v in IDENTICAL) for m, f in figures.items()}
+            runs.append({"figures_ms": {m: {v: 1e3 * t for v, t in f.items()} for m, f in figures.items()},
+                         "spread": spread})
+            if sys.stderr.isatty() or i % 5 == 0:
+                print(f"run {i + 1}/{args.runs}: spread panel {spread['panel']:.3f} plain {spread['plain']:.3f}",
+                      file=sys.stderr)
+    summary = {}
+    for m in ("panel", "plain"):
+        s = np.array([r["spread"][m] for r in runs])
+        summary[m] = {"runs_within_5pct": int((s <= 1.05).sum()), "runs": len(s),
+                      "spread_median": float(np.median(s)), "spread_max": float(s.max())}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"model": args.model, "backend": args.backend, "identical": IDENTICAL,
+                               "variants": variants, "summary": summary, "runs": runs}, indent=1))
+    os.replace(tmp, out)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

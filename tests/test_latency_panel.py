@@ -1,0 +1,56 @@
+"""A model's latency cases timed together: drift cancels across cases, errors stay with their case."""
+import numpy as np
+
+from edgeopt.latency import CaseLatency, PanelTiming, median_interval, normalise, time_panel
+
+
+def drifting_rounds(kernels, rounds=200, seed=0):
+    """Per-round seconds of cases under the machine's drift: phases of -20% .. +40% shared by a round."""
+    rng = np.random.default_rng(seed)
+    phase = np.repeat(rng.uniform(0.8, 1.4, rounds // 10), 10)
+    return np.array([k * phase * rng.normal(1, 0.03, rounds) for k in kernels])
+
+
+def test_identical_kernels_rank_together_under_drift_and_real_differences_stay():
+    raw = drifting_rounds([1e-3, 1e-3, 1e-3, 2e-3])
+    sequential = [np.median(raw[i, 50 * i:50 * i + 50]) for i in range(3)]  # timed one after another
+    medians = np.median(normalise(raw), axis=1)
+    assert max(medians[:3]) / min(medians[:3]) < 1.02 < max(sequential) / min(sequential)
+    assert 1.95 < medians[3] / medians[0] < 2.05
+
+
+def test_a_slowdown_of_one_case_leaves_the_others_figures():
+    raw = drifting_rounds([1e-3, 1e-3, 3e-3])
+    slowed = raw.copy()
+    slowed[2] *= 1.5
+    np.testing.assert_allclose(normalise(slowed)[:2], normalise(raw)[:2])
+
+
+def test_median_interval_covers_the_median_and_narrows_with_more_rounds():
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(1, 0.1, 30), rng.normal(1, 0.1, 1000)
+    (lo1, hi1), (lo2, hi2) = median_interval(few, 0.95), median_interval(many, 0.95)
+    assert lo1 < np.median(few) < hi1 and lo2 < np.median(many) < hi2 and hi2 - lo2 < hi1 - lo1
+
+
+def test_panel_times_every_case_in_rounds_and_keeps_a_failing_case_apart():
+    calls = {"ok": 0}
+
+    def ok():
+        calls["ok"] += 1
+        sum(range(200))
+
+    def breaks_later():
+        if calls["ok"] > 40:
+            raise RuntimeError("runtime crashed")
+
+    def never():
+        raise ValueError("cannot run")
+
+    timed = time_panel({"a": ok, "b": lambda: sum(range(200)), "c": breaks_later, "d": never},
+                       PanelTiming(seconds_per_case=0.01, warmup_calls=2, min_rounds=12))
+    assert isinstance(timed["d"].error, ValueError) and isinstance(timed["c"].error, RuntimeError)
+    for name in "ab":
+        c: CaseLatency = timed[name]
+        assert c.error is None and len(c.rounds_s) == len(c.raw_s) >= 12 and c.calls_per_round >= 1
+        assert c.ci_s[0] <= c.median_s <= c.ci_s[1] and c.first_run_s > 0
