@@ -33,7 +33,7 @@ bench: $(VENV)/.installed
 	$(PY) -m pytest benchmarks/test_latency.py --edgeopt-threads $(THREADS) $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
-# Two workers; a fine-tune and the variants built on it stay on one worker (see benchmarks/conftest.py).
+# Two workers; a fine-tune and the variants built on it stay on one worker (see edgeopt/suite/case.py: xdist_group).
 test: $(VENV)/.installed
 	$(PY) -m pytest tests/ benchmarks/ --benchmark-disable -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 

@@ -1,3 +1,3 @@
-# Root conftest: enables edgeopt's pytest plugin (options --edgeopt-*, user models, machine info),
-# and pytester, with which tests/ runs the suite on a user's project.
-pytest_plugins = ["edgeopt.pytest_plugin", "pytester"]
+# Root conftest: pytester, with which tests/ runs the suite in a user's project.  edgeopt's own plugins
+# (options, the suite) load from the installed package's pytest11 entry points.
+pytest_plugins = ["pytester"]

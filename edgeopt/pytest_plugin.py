@@ -1,7 +1,7 @@
 """pytest plugin: edgeopt's command-line options, user model discovery, benchmark machine info and where
 latency baselines are kept (one directory per kind of CPU and thread count).
 
-Enable it with ``pytest_plugins = ["edgeopt.pytest_plugin"]`` in the project's root ``conftest.py``.
+Installed with the package (entry point ``pytest11``), as is the suite itself (:mod:`edgeopt.suite.plugin`).
 User models are registered by modules listed in ``[tool.edgeopt] models = ["my_models"]`` of the
 root ``pyproject.toml`` (imported with the root directory on ``sys.path``), by any ``conftest.py``
 calling :func:`edgeopt.models.register_model`, or by an ``edgeopt.models`` entry point.
@@ -34,7 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgeopt-remeasure", action="store_true",
                     help="run every evaluation again instead of reusing the cached outputs of identical inputs "
                          "(same artifact bytes, runtime version, threads, images and edgeopt code)")
-    group.addoption("--edgeopt-budgets", default=None, metavar="TOML", help="budgets file (default: the suite's)")
+    group.addoption("--edgeopt-budgets", default=None, metavar="TOML", help="budgets file (default: budgets of [tool.edgeopt] in the root pyproject.toml)")
     group.addoption("--edgeopt-baselines", default=None, metavar="DIR",
                     help="keep pytest-benchmark runs in DIR/<cpu kind>-<threads>t (replaces --benchmark-storage), "
                          "so --benchmark-compare only ever compares with a run on the same kind of CPU")
@@ -46,23 +46,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "if the whole run passes, printing every old -> new")
 
 
+_TOOL = pytest.StashKey[dict]()
+
+
+def tool_config(config: pytest.Config) -> dict:
+    """The ``[tool.edgeopt]`` table of pyproject.toml in the root directory or, failing that, the directory pytest
+    was started in (``pytest --pyargs edgeopt.suite`` in a project whose pyproject has no pytest table); {} if none."""
+    if _TOOL not in config.stash:
+        pyproject = next((d / "pyproject.toml" for d in (Path(config.rootpath), config.invocation_params.dir)
+                          if _edgeopt_table(d / "pyproject.toml")), Path(config.rootpath) / "pyproject.toml")
+        try:
+            table = tomllib.loads(pyproject.read_text()) if pyproject.is_file() else {}
+        except tomllib.TOMLDecodeError as exc:
+            raise pytest.UsageError(f"{pyproject}: {exc}") from None
+        config.stash[_TOOL] = {**table.get("tool", {}).get("edgeopt", {}), "_dir": pyproject.parent}
+    return config.stash[_TOOL]
+
+
+def _edgeopt_table(pyproject: Path) -> bool:
+    return pyproject.is_file() and "[tool.edgeopt" in pyproject.read_text()
+
+
 def _import_user_models(config: pytest.Config) -> None:
-    pyproject = Path(config.rootpath) / "pyproject.toml"
-    if not pyproject.is_file():
-        return
-    try:
-        modules = tomllib.loads(pyproject.read_text()).get("tool", {}).get("edgeopt", {}).get("models", [])
-    except tomllib.TOMLDecodeError as exc:
-        raise pytest.UsageError(f"{pyproject}: {exc}") from None
+    modules = tool_config(config).get("models", [])
     if isinstance(modules, str):
         modules = [modules]
-    if modules and str(config.rootpath) not in sys.path:
-        sys.path.insert(0, str(config.rootpath))
+    project = str(tool_config(config)["_dir"])
+    if modules and project not in sys.path:
+        sys.path.insert(0, project)
     for name in modules:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise pytest.UsageError(f"[tool.edgeopt] models in {pyproject}: cannot import {name!r}: {exc}") from None
+            raise pytest.UsageError(f"[tool.edgeopt] models in {project}/pyproject.toml: "
+                                    f"cannot import {name!r}: {exc}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:

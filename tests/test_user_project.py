@@ -1,5 +1,7 @@
-"""A user brings a model and data without editing edgeopt, and runs the benchmark suite on them."""
+"""A user brings a model and data without editing edgeopt or copying its suite, and runs the suite on them: the
+packaged concern tests (``pytest --pyargs edgeopt.suite``) through the installed plugin's entry points."""
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,12 +52,10 @@ register_model(ModelSpec(
 
 @pytest.fixture
 def user_project(pytester, tmp_path):
-    pytester.makepyprojecttoml('[tool.edgeopt]\nmodels = ["user_models"]\n')
+    pytester.makepyprojecttoml('[tool.edgeopt]\nmodels = ["user_models"]\nbudgets = "budgets.toml"\n')
     pytester.makepyfile(user_models=USER_MODELS)
-    pytester.makeconftest('pytest_plugins = ["edgeopt.pytest_plugin"]\n')
-    shutil.copytree(REPO / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("baselines"))
     # The user's own reviewed budgets: a 5 KB network carries relatively more graph overhead in ONNX.
-    (pytester.path / "benchmarks" / "budgets.toml").write_text(
+    (pytester.path / "budgets.toml").write_text(
         "[defaults]\ntop1_drop_max = 0.1\ntop1_agreement_min = 1.0\nsqnr_db_min = 80.0\nsize_ratio_max = 2.5\n")
     data = tmp_path / "userdata_root"
     write_image_folder(data / "userdata" / "test", per_class=6, seed=3)
@@ -66,7 +66,7 @@ def user_project(pytester, tmp_path):
 
 
 def run_suite(pytester, *args):
-    return pytester.runpytest_subprocess("benchmarks", "--edgeopt-models", "user_net", "--benchmark-disable",
+    return pytester.runpytest_subprocess("--pyargs", "edgeopt.suite", "--edgeopt-models", "user_net", "--benchmark-disable",
                                          "--edgeopt-variants", "fp32,torchscript,onnx_fp32",
                                          "-p", "no:cacheprovider", "-v", *args)
 
@@ -82,7 +82,7 @@ def test_suite_runs_on_a_registered_user_model(pytester, user_project):
 
 def test_untrained_model_gates_lossless_agreement_and_skips_approximate_unmeasured(pytester, user_project):
     result = pytester.runpytest_subprocess(
-        "benchmarks", "--edgeopt-models", "user_net_untrained", "--edgeopt-variants", "fp32,onnx_fp32,onnx_fp16",
+        "--pyargs", "edgeopt.suite", "--edgeopt-models", "user_net_untrained", "--edgeopt-variants", "fp32,onnx_fp32,onnx_fp16",
         "--edgeopt-backends", "torch,onnxruntime", "--edgeopt-data", str(user_project), "--benchmark-disable",
         "-p", "no:cacheprovider", "-v", "-rs", "-k", "agreement or accuracy")
     result.assert_outcomes(passed=1, skipped=4)  # onnx_fp32 agreement; 3 accuracy skips and onnx_fp16 agreement
@@ -114,3 +114,28 @@ def test_unknown_budget_key_is_a_usage_error(pytester, user_project):
     result = run_suite(pytester, "--edgeopt-budgets", str(bad))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown budget 'top_1_min'*"])
+
+
+def test_without_a_budgets_file_the_suite_stops_and_says_how_to_give_one(pytester, user_project):
+    pytester.makepyprojecttoml('[tool.edgeopt]\nmodels = ["user_models"]\n')
+    result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "size")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*no budgets file; pass --edgeopt-budgets FILE or set budgets*"])
+
+
+def test_the_suite_runs_from_an_installed_wheel(pytester, user_project, tmp_path, monkeypatch):
+    """Built and installed (--target) from a copy of the package: the repository is nowhere on sys.path."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "edgeopt", src / "edgeopt", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    pip = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", src], check=True)
+    wheel = next((tmp_path / "dist").glob("edgeopt-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", tmp_path / "site", wheel], check=True)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    where = pytester.run(sys.executable, "-c", "import edgeopt.suite.plugin as p; print(p.__file__)")
+    assert str(tmp_path / "site") in where.stdout.str()
+    result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "size or accuracy")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines([f"*{tmp_path.name}/site/edgeopt/suite/test_size.py::test_size?user_net-onnx_fp32? PASSED*"])

@@ -111,7 +111,11 @@ def time_case(workers: list[Worker], case: tuple[str, str, str], timing: Timing,
     """Interleaved rounds of one case on both sides; raw per-call times of every round are kept."""
     model, variant, backend = case
     case_id = "-".join(case)
-    loaded = [w.ask(op="load", model=model, variant=variant, backend=backend) for w in workers]
+    loaded, load_s = [], []
+    for w in workers:
+        t0 = time.perf_counter()
+        loaded.append(w.ask(op="load", model=model, variant=variant, backend=backend))
+        load_s.append(time.perf_counter() - t0)
     errors = [a.get("error") for a in loaded]
     try:
         if any(errors):
@@ -138,7 +142,8 @@ def time_case(workers: list[Worker], case: tuple[str, str, str], timing: Timing,
                 for i, a in enumerate(_alternate(workers, rng, order, op="reference", calls=timing.reference_calls)):
                     reference[i].append(a["times"])
                 first.append(order[0])
-        out = {"case": case_id, "calls_per_round": calls, "first": [("base", "head")[f] for f in first],
+        out = {"case": case_id, "calls_per_round": calls, "load_s": load_s,
+               "first": [("base", "head")[f] for f in first],
                "samples_s": {"base": samples[0], "head": samples[1]},
                "reference_ratio": float(stats.round_medians(reference[1]).mean()
                                         / stats.round_medians(reference[0]).mean())}

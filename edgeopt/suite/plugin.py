@@ -1,0 +1,166 @@
+"""The suite's pytest plugin (entry point ``pytest11``): collection, the case fixtures, latency panels, reports.
+
+Cases are model x variant x backend triples built from the registries (ids ``{model}-{variant}-{backend}``,
+stable, so pytest-benchmark and the metric baselines can match them).  A test takes part by naming its concern
+with ``@pytest.mark.concern("accuracy")`` (the key budget entries scope to with ``tests = [...]``), which
+parametrizes its ``case`` fixture (and ``bench``, the measurements and budget of that case).  A combination the budgets file marks as a known failure is collected
+as a strict xfail carrying its reason, so the capability matrix stays visible and a fix shows up as XPASS.  All
+expensive work lives in one session-wide :class:`~edgeopt.workbench.Workbench` and the on-disk artifact cache.
+The budgets file is ``--edgeopt-budgets`` or ``budgets`` of ``[tool.edgeopt]`` in the root pyproject.toml.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+from pathlib import Path
+
+import pytest
+
+from edgeopt.budgets import BudgetError, Budgets
+from edgeopt.models import get_model
+from edgeopt.pytest_plugin import metric_drift, tool_config
+from edgeopt.recipes import VARIANTS
+from edgeopt.suite.case import Bench, Case, all_cases, reported_errors, xdist_group
+from edgeopt.suite.reports import CapabilityMatrix, latency_table
+from edgeopt.workbench import Workbench
+
+_BUDGETS = pytest.StashKey["Budgets | None"]()
+_MATRIX = pytest.StashKey[CapabilityMatrix]()
+_LATENCY = pytest.StashKey[dict]()
+_PANELS = pytest.StashKey[dict]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "concern(name): the budget concern a case test checks (accuracy, size, ...)")
+    config.addinivalue_line("markers", "per_variant: parametrize over model x variant only (backend-independent)")
+    config.addinivalue_line("markers", "skip_reference: do not collect the FP32 PyTorch reference case")
+    config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker under --dist loadgroup")
+    path = config.getoption("edgeopt_budgets")
+    if not path and (configured := tool_config(config).get("budgets")):
+        path = tool_config(config)["_dir"] / configured
+    try:  # validated at start-up: a typo in the file stops the run before anything is built
+        config.stash[_BUDGETS] = Budgets.load(path) if path else None
+    except BudgetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not hasattr(config, "workerinput"):
+        config.stash[_MATRIX] = CapabilityMatrix()
+        config.pluginmanager.register(config.stash[_MATRIX], "edgeopt-capability-matrix")
+
+
+def _concern(node) -> str | None:
+    marker = node.get_closest_marker("concern")
+    return marker.args[0] if marker else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("concern") is None:
+        return  # not a suite test (a project's own fixture named ``case`` is left alone)
+    config = metafunc.config
+    budgets = config.stash[_BUDGETS]
+    if budgets is None:
+        pytest.fail("edgeopt: no budgets file; pass --edgeopt-budgets FILE or set budgets = \"FILE\" in "
+                    "[tool.edgeopt] of pyproject.toml", pytrace=False)
+    per_backend = metafunc.definition.get_closest_marker("per_variant") is None
+    skip_reference = metafunc.definition.get_closest_marker("skip_reference") is not None
+    concern = _concern(metafunc.definition)
+    params = []
+    for case in all_cases(config, per_backend):
+        if skip_reference and case.is_reference:
+            continue
+        budget = budgets.for_(case.model, case.variant, case.backend, concern)
+        marks = [pytest.mark.xdist_group(xdist_group(case))]
+        if reason := VARIANTS[case.variant].unsupported_reason(get_model(case.model)) or budget.skip:
+            marks.append(pytest.mark.skip(reason=reason))
+        if budget.xfail:
+            marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("case", params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Latency last: its extra_info then carries the accuracy, agreement and memory figures of the run."""
+    items.sort(key=lambda item: _concern(item) == "latency")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """Each report names its case and concern (plain attributes: pytest-xdist carries them to the controller)."""
+    report = yield
+    case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+    if isinstance(case, Case):
+        report.edgeopt_concern = _concern(item)
+        report.edgeopt_model_variant, report.edgeopt_backend = f"{case.model}-{case.variant}", case.backend
+    return report
+
+
+@pytest.fixture(scope="session")
+def workbench(pytestconfig: pytest.Config) -> Workbench:
+    return Workbench(data_dir=pytestconfig.getoption("edgeopt_data"),
+                     threads=pytestconfig.getoption("edgeopt_threads"),
+                     limit=pytestconfig.getoption("edgeopt_limit"),
+                     reuse_outputs=not pytestconfig.getoption("edgeopt_remeasure"))
+
+
+@pytest.fixture
+def bench(request: pytest.FixtureRequest, case: Case, workbench: Workbench) -> Bench:
+    config = request.config
+    budget = config.stash[_BUDGETS].for_(case.model, case.variant, case.backend, _concern(request.node))
+    return Bench(case, workbench, budget, lambda case_id, measured: metric_drift(config, case_id, measured),
+                 request.node.user_properties)
+
+
+def _latency_cases(session: pytest.Session, model: str) -> list[Case]:
+    """The latency cases of ``model`` this session runs (selected and not skipped), in collection order."""
+    return [item.callspec.params["case"] for item in session.items
+            if _concern(item) == "latency" and item.callspec.params["case"].model == model
+            and item.get_closest_marker("skip") is None]
+
+
+@pytest.fixture(scope="session")
+def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
+    """case -> :class:`edgeopt.latency.CaseLatency`: the first latency case of a model times all of that model's
+    cases together in interleaved rounds (runners opened side by side); the others read their figures."""
+    from edgeopt.backends import runner_class
+    from edgeopt.latency import CaseLatency, PanelTiming, time_panel
+
+    config = request.config
+    panels = config.stash.setdefault(_PANELS, {})
+    timing = PanelTiming(seconds_per_case=float(config.getoption("benchmark_max_time")),
+                         warmup_calls=int(config.getoption("benchmark_warmup_iterations")),
+                         min_rounds=int(config.getoption("benchmark_min_rounds")))
+
+    def measure(case: Case):
+        if case not in panels:
+            cases = _latency_cases(request.session, case.model) or [case]
+            with contextlib.ExitStack() as stack:
+                calls, errors = {}, {}
+                for c in cases:
+                    try:
+                        x = workbench.sample_input(c.model)
+                        artifact = workbench.artifact(c.model, c.variant)
+                        runner = stack.enter_context(runner_class(c.backend)(artifact, threads=workbench.threads))
+                        calls[c] = (lambda r=runner, x=x: r.run(x))
+                    except Exception as exc:  # raised again by that case's own test
+                        errors[c] = exc
+                timed = time_panel(calls, timing, random.Random(case.model))
+            panels.update(timed)
+            panels.update({c: CaseLatency(error=exc) for c, exc in errors.items()})
+        result = panels.pop(case)
+        if result.error is not None:
+            with reported_errors():
+                raise result.error
+        return result
+    return measure
+
+
+@pytest.fixture(scope="session")
+def latency_medians(pytestconfig: pytest.Config) -> dict:
+    """Case -> median seconds, filled by test_latency, printed at the end of the run."""
+    return pytestconfig.stash.setdefault(_LATENCY, {})
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if config.stash.get(_LATENCY, None):
+        latency_table(terminalreporter, config.stash[_LATENCY])
+    if _MATRIX in config.stash:
+        config.stash[_MATRIX].write(terminalreporter)

@@ -1,0 +1,49 @@
+"""The suite's terminal reports: the latency table and the capability matrix (accuracy outcome per case)."""
+from __future__ import annotations
+
+import pytest
+
+
+def _fp32_on(backend: str) -> str:
+    return {"torch": "fp32", "torchscript": "torchscript"}.get(backend, "onnx_fp32")
+
+
+def latency_table(tr, medians: dict) -> None:
+    """``medians``: Case -> median seconds of this run."""
+    by_key = {(c.model, c.variant, c.backend): t for c, t in medians.items()}
+    tr.section("edgeopt latency (batch 1, median) vs ONNX Runtime FP32 and PyTorch eager FP32")
+    tr.write_line(f"{'case':<52}{'median ms':>11}{'vs ort fp32':>13}{'vs eager':>10}  flag")
+    for (model, variant, backend), t in sorted(by_key.items()):
+        ort, eager = by_key.get((model, "onnx_fp32", "onnxruntime")), by_key.get((model, "fp32", "torch"))
+        same = by_key.get((model, _fp32_on(backend), backend))
+        flag = "SLOWER than FP32 on this runtime" if same is not None and t > same * 1.05 else ""
+        tr.write_line(f"{model + '-' + variant + '-' + backend:<52}{t * 1e3:>11.3f}"
+                      f"{(f'{ort / t:.2f}x' if ort else '-'):>13}{(f'{eager / t:.2f}x' if eager else '-'):>10}  {flag}")
+
+
+class CapabilityMatrix:
+    """Outcome of each backend case's accuracy test.  Registered in the controlling process, which under xdist
+    receives every worker's reports; a report names its case and concern (see plugin.pytest_runtest_makereport)."""
+
+    def __init__(self):
+        self.outcomes: dict[tuple[str, str], str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "edgeopt_concern", None) != "accuracy" or not getattr(report, "edgeopt_backend", None):
+            return
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            status = "xfail" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+            status = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}.get(status, status)
+            self.outcomes[(report.edgeopt_model_variant, report.edgeopt_backend)] = status
+
+    def write(self, tr) -> None:
+        if not self.outcomes:
+            return
+        rows = sorted({mv for mv, _ in self.outcomes})
+        cols = sorted({b for _, b in self.outcomes})
+        width = max(len(r) for r in rows) + 2
+        cell = max(len(c) for c in cols) + 2  # backend names never run together
+        tr.section("edgeopt capability matrix (accuracy test outcome per model-variant x backend)")
+        tr.write_line(" " * width + "".join(f"{c:>{cell}}" for c in cols))
+        for r in rows:
+            tr.write_line(f"{r:<{width}}" + "".join(f"{self.outcomes.get((r, c), '-'):>{cell}}" for c in cols))

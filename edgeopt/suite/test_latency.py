@@ -1,0 +1,26 @@
+"""Batch-1 latency, recorded with pytest-benchmark; the run's JSON also carries every other figure of the case.
+
+A model's cases are timed together in interleaved rounds (:mod:`edgeopt.latency`, the ``latency_panel``
+fixture), so that drift does not rank identical kernels apart; their drift-normalised rounds become this case's
+pytest-benchmark rounds, and ``--benchmark-compare`` compares them with the baseline of this CPU kind.  Warm-up,
+minimum rounds and time per case are pytest-benchmark's options (this repository sets them in pytest.ini).  Under ``--benchmark-disable`` each case is loaded and
+run once.  The end of the run prints every median with its speed-up over ONNX Runtime FP32 and PyTorch eager FP32.
+"""
+import pytest
+
+from edgeopt.latency import record
+
+
+@pytest.mark.concern("latency")
+def test_latency(bench, benchmark, latency_medians, latency_panel):
+    benchmark.group = bench.case.model
+    if benchmark.disabled:
+        with bench.runner() as runner:
+            benchmark(runner.run, bench.sample_input())  # disabled: one call
+        return
+    timed = latency_panel(bench.case)
+    benchmark.extra_info.update(case=bench.case.id, threads=bench.wb.threads, first_run_ms=timed.first_run_s * 1e3,
+                                median_ci_ms=[t * 1e3 for t in timed.ci_s], calls_per_round=timed.calls_per_round,
+                                raw_median_ms=1e3 * sorted(timed.raw_s)[len(timed.raw_s) // 2], **bench.summary())
+    record(benchmark, timed)
+    latency_medians[bench.case] = timed.median_s
