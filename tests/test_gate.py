@@ -87,6 +87,17 @@ def test_rounds_come_in_pairs_where_each_side_goes_first_once():
     assert {a for a, _ in pairs} == {"base", "head"}  # which side opens a pair is random
 
 
+
+def test_each_side_loads_the_case_afresh_for_each_share_of_the_rounds():
+    log = []
+    timed = ab.time_case([FakeWorker("base", log), FakeWorker("head", log)], ("m", "v", "b"),
+                         ab.Timing(seconds_per_case=0.01, warmup_seconds=0.0, loads=3), random.Random(0))
+    ops = [op for name, op in log if name == "head" and op in ("load", "unload", "time")]
+    loads = [i for i, op in enumerate(ops) if op == "load"]
+    assert len(loads) == 3 and ops.count("unload") == 3 and timed["loads"] == 3
+    assert all(ops[i - 1] == "unload" for i in loads[1:])  # never two loads of one case at once
+    assert all("time" in ops[a:b] for a, b in zip(loads, loads[1:] + [len(ops)]))  # every load is timed
+
 USER_MODELS = '''
 import torch
 from torch import nn

@@ -46,6 +46,7 @@ class Timing:
     min_rounds: int = 20
     max_rounds: int = 400
     reference_calls: int = 3
+    loads: int = 2                  # loads of each case per side, the rounds split between them
 
 
 class Worker:
@@ -106,43 +107,74 @@ def _alternate(workers: list[Worker], rng: random.Random, order: tuple[int, ...]
     return answers
 
 
-def time_case(workers: list[Worker], case: tuple[str, str, str], timing: Timing, rng: random.Random,
-              plain: bool = False) -> dict:
-    """Interleaved rounds of one case on both sides; raw per-call times of every round are kept."""
+def _load(workers: list[Worker], case: tuple[str, str, str], load_s: list[float]) -> list[dict]:
     model, variant, backend = case
-    case_id = "-".join(case)
-    loaded, load_s = [], []
-    for w in workers:
+    loaded = []
+    for i, w in enumerate(workers):
         t0 = time.perf_counter()
         loaded.append(w.ask(op="load", model=model, variant=variant, backend=backend))
-        load_s.append(time.perf_counter() - t0)
+        load_s[i] += time.perf_counter() - t0
+    return loaded
+
+
+def _unload(workers: list[Worker], loaded: list[dict], case_id: str) -> None:
+    for w, a in zip(workers, loaded):
+        if not a.get("error"):
+            w.ask(op="unload", case=case_id)
+
+
+def _warm(workers: list[Worker], rng: random.Random, case_id: str, seconds: float) -> list[list[float]]:
+    warm: list[list[float]] = [[], []]
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(warm[0]) < 5:
+        for i, a in enumerate(_alternate(workers, rng, op="time", case=case_id, calls=1)):
+            warm[i] += a["times"]
+    return warm
+
+
+def time_case(workers: list[Worker], case: tuple[str, str, str], timing: Timing, rng: random.Random,
+              plain: bool = False) -> dict:
+    """Interleaved rounds of one case on both sides; raw per-call times of every round are kept.
+
+    The rounds are split over ``timing.loads`` loads of the case per side: where a load puts the runtime's
+    buffers shifts its speed by a steady 2-4% now and then (docs/gate.md), and rounds paired within one load
+    would read that as a real difference; averaged over several loads it shrinks.
+    """
+    case_id = "-".join(case)
+    load_s = [0.0, 0.0]
+    loaded = _load(workers, case, load_s)
     errors = [a.get("error") for a in loaded]
+    if any(errors):
+        _unload(workers, loaded, case_id)
+        return {"case": case_id, "errors": dict(zip(("base", "head"), errors))}
     try:
-        if any(errors):
-            return {"case": case_id, "errors": dict(zip(("base", "head"), errors))}
-        warm: list[list[float]] = [[], []]
-        deadline = time.perf_counter() + timing.warmup_seconds
-        while time.perf_counter() < deadline or len(warm[0]) < 5:
-            for i, a in enumerate(_alternate(workers, rng, op="time", case=case_id, calls=1)):
-                warm[i] += a["times"]
+        warm = _warm(workers, rng, case_id, timing.warmup_seconds)
         call_s = max(sorted(w)[len(w) // 2] for w in warm)
         calls = max(1, min(1000, round(timing.round_seconds / call_s)))
         rounds = int(timing.seconds_per_case / (2 * calls * call_s + 1e-4))
-        rounds = max(timing.min_rounds, min(timing.max_rounds, rounds))
+        pairs = -(-max(timing.min_rounds, min(timing.max_rounds, rounds)) // 2)
         samples: list[list[list[float]]] = [[], []]
         reference: list[list[float]] = [[], []]
         first: list[int] = []
-        for _ in range(-(-rounds // 2)):
-            # Rounds in pairs, base first in one and head first in the other: the side that runs second was
-            # measured 1-7% slower here (the other side's calls have just evicted its caches), and a random order
-            # left that imbalance in the median.  A balanced pair cancels it; stats.compare tests pairs.
-            for order in rng.sample([(0, 1), (1, 0)], 2):
-                for i, a in enumerate(_alternate(workers, rng, order, op="time", case=case_id, calls=calls)):
-                    samples[i].append(a["times"])
-                for i, a in enumerate(_alternate(workers, rng, order, op="reference", calls=timing.reference_calls)):
-                    reference[i].append(a["times"])
-                first.append(order[0])
-        out = {"case": case_id, "calls_per_round": calls, "load_s": load_s,
+        for segment in range(timing.loads):
+            if segment:
+                _unload(workers, loaded, case_id)
+                loaded = _load(workers, case, load_s)
+                if any(a.get("error") for a in loaded):
+                    raise GateError(f"{case_id}: a reload failed: {[a.get('error') for a in loaded]}")
+                _warm(workers, rng, case_id, timing.warmup_seconds / 4)
+            for _ in range(pairs * segment // timing.loads, pairs * (segment + 1) // timing.loads):
+                # Rounds in pairs, base first in one and head first in the other: the side that runs second was
+                # measured 1-7% slower here (the other side's calls have just evicted its caches), and a random
+                # order left that imbalance in the median.  A balanced pair cancels it; stats.compare tests pairs.
+                for order in rng.sample([(0, 1), (1, 0)], 2):
+                    for i, a in enumerate(_alternate(workers, rng, order, op="time", case=case_id, calls=calls)):
+                        samples[i].append(a["times"])
+                    for i, a in enumerate(_alternate(workers, rng, order, op="reference",
+                                                     calls=timing.reference_calls)):
+                        reference[i].append(a["times"])
+                    first.append(order[0])
+        out = {"case": case_id, "calls_per_round": calls, "load_s": load_s, "loads": timing.loads,
                "first": [("base", "head")[f] for f in first],
                "samples_s": {"base": samples[0], "head": samples[1]},
                "reference_ratio": float(stats.round_medians(reference[1]).mean()
@@ -151,9 +183,7 @@ def time_case(workers: list[Worker], case: tuple[str, str, str], timing: Timing,
             out["plain_s"] = {label: _plain_run(w, case_id) for label, w in zip(("base", "head"), workers)}
         return out
     finally:
-        for w, a in zip(workers, loaded):
-            if not a.get("error"):
-                w.ask(op="unload", case=case_id)
+        _unload(workers, loaded, case_id)
 
 
 def _plain_run(worker: Worker, case_id: str, warmup: int = 10, min_rounds: int = 30, max_time: float = 1.0):
