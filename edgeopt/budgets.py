@@ -1,31 +1,42 @@
-"""Budgets: one reviewed TOML file, layered defaults -> variant -> model -> model-variant.
+"""Budgets: one reviewed TOML file of limits in layers, and the known failures as entries of their own.
 
-Keys are ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field of a measurement
-(``top1_drop_max = 0.2``).  ``xfail = "reason"`` at a layer marks a known failure; ``backends``
-limits it to some backends and ``tests`` to some concerns (``accuracy``, ``agreement``, ``size``,
-``memory``, ``latency``); at a model's own layer, ``variants`` limits it to some variants (one runtime
-failure shared by several recipes).  A layer can hold several as ``[[...xfails]]`` entries.  ``skip = "reason"``
-leaves a model-variant out of the run, reported as a skip with its reason (e.g. a build too costly for CI);
-with ``skip_cpu_without = [flags]`` only on a CPU that has none of those flags (``cpu_without`` scopes an
-xfail the same way: a failure of kernels that only CPUs without, say, VNNI run; ``cpu_with`` the other
-way round: a failure of kernels dispatched only on CPUs with one of the flags, say AVX-512).
-``runtimes = {cv2 = ">=5"}`` scopes an xfail to runtime versions: it applies only where every named module
-is importable and its ``__version__`` meets the PEP 440 specifier (a failure of OpenCV 5's new engine is not
-expected of OpenCV 4).  Unknown metrics are an error at load time, so a typo cannot silently switch a budget off.
+Limits are keys ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field of a measurement
+(``top1_drop_max = 0.2``), layered ``[defaults]`` -> every ``[family.NAME]`` whose ``variants`` globs match
+(in file order) -> ``[variant.V]`` -> ``[model.M]`` -> families that also name ``models`` (globs) ->
+``[model.M.variant.V]``, a later layer overriding.
+``skip = "reason"`` at a layer leaves a model-variant out of the run, reported as a skip with its reason (e.g. a
+build too costly for CI); with ``skip_cpu_without = [flags]`` only on a CPU that has none of those flags.
+
+A known failure is an ``[[xfail]]`` entry: ``xfail = "reason"`` plus any of ``models``, ``variants``,
+``backends`` (lists of globs), ``tests`` (concerns: ``accuracy``, ``agreement``, ``size``, ``memory``,
+``latency``), ``cpu_without``/``cpu_with`` (CPU flags: a failure of kernels that only CPUs without, say, VNNI
+run, or only CPUs with AVX-VNNI) and ``runtimes = {cv2 = ">=5"}`` (every named module importable and its
+``__version__`` within the PEP 440 specifier); a key left out matches everything.  ``measured`` holds the
+figures behind the reason per model (``measured.simple_cnn = "..."``) or per model and variant
+(``measured.simple_cnn.prune_l1_50 = "..."``), substituted for ``{measured}``; an entry with figures covers only
+the cases it has a figure for, so each figure is written once.  ``name = "id"`` names an entry and
+``like = "id"`` starts from an earlier one's keys (one failure on another runtime, or another model's words).
+The last entry that covers a case wins; a layer may still hold ``xfail`` (or ``[[...xfails]]``), which wins
+over the entries.  Unknown metrics or keys are an error at load time, so a typo cannot silently switch a
+budget off.
 
 Example::
 
     [defaults]
     top1_agreement_min = 0.99
-    [variant.onnx_fp32]
-    max_abs_error_max = 1e-3
-    [model.simple_cnn]
+    [family.int8]
+    variants = ["*int8*"]
+    top1_drop_max = 1.0
+    [model.simple_cnn.variant.fp32]
     top1_min = 0.75
-    [model.simple_cnn.variant.onnx_fp32]
-    size_ratio_max = 1.01
+    [[xfail]]
+    xfail = "OpenCV has no DynamicQuantizeLinear"
+    variants = ["*int8_dynamic*"]
+    backends = ["opencv*"]
 """
 from __future__ import annotations
 
+import fnmatch
 import functools
 import importlib
 import math
@@ -46,7 +57,8 @@ METRICS = {
     "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x",
 }
 _XFAIL_KEYS = ("xfail", "backends", "tests", "variants", "cpu_without", "cpu_with", "runtimes")
-_META_KEYS = {*_XFAIL_KEYS, "note", "xfails", "skip", "skip_cpu_without"}
+_ENTRY_KEYS = {*_XFAIL_KEYS, "models", "measured", "name", "like"}
+_META_KEYS = {*_XFAIL_KEYS, "note", "xfails", "skip", "skip_cpu_without", "models"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 
 
@@ -101,16 +113,26 @@ class Budgets:
     def _layers(self, model: str, variant: str) -> list[tuple[str, dict]]:
         t = self.table
         m = t.get("model", {}).get(model, {})
-        return [("defaults", t.get("defaults", {})),
+        families = [(f"family.{name}", f) for name, f in t.get("family", {}).items()
+                    if _glob(variant, f["variants"]) and _glob(model, f.get("models", [model]))]
+        return [("defaults", t.get("defaults", {})), *[f for f in families if "models" not in f[1]],
                 (f"variant.{variant}", t.get("variant", {}).get(variant, {})),
                 (f"model.{model}", {k: v for k, v in m.items() if k != "variant"}),
+                *[f for f in families if "models" in f[1]],  # a family naming models outranks a model's table
                 (f"model.{model}.variant.{variant}", m.get("variant", {}).get(variant, {}))]
 
     def validate(self) -> None:
-        unknown = set(self.table) - {"defaults", "variant", "model"}
+        unknown = set(self.table) - {"defaults", "family", "variant", "model", "xfail"}
         if unknown:
             raise BudgetError(f"{self.source}: unknown top-level table(s) {sorted(unknown)}")
         layers = [("defaults", self.table.get("defaults", {}))]
+        for name, family in self.table.get("family", {}).items():
+            _check_names(self.source, f"family.{name}", family.get("variants"), "variants")
+            _check_names(self.source, f"family.{name}", family.get("models", ["*"]), "models")
+            if {"xfail", "xfails", "skip"} & set(family):
+                raise BudgetError(f"{self.source} [family.{name}]: a family holds limits; known failures go in "
+                                  f"[[xfail]] entries, skips in [variant.V] tables")
+            layers.append((f"family.{name}", family))
         layers += [(f"variant.{v}", t) for v, t in self.table.get("variant", {}).items()]
         for m, t in self.table.get("model", {}).items():
             layers.append((f"model.{m}", {k: v for k, v in t.items() if k != "variant"}))
@@ -120,17 +142,7 @@ class Budgets:
                 raise BudgetError(f"{self.source} [{where}]: skip needs a reason string")
             _check_flags(self.source, where, layer, "skip_cpu_without")
             for entry in _xfail_entries(layer):
-                if not isinstance(entry.get("xfail"), str):
-                    raise BudgetError(f"{self.source} [{where}]: an xfail needs a reason string")
-                names = entry.get("variants", [])
-                if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
-                    raise BudgetError(f"{self.source} [{where}]: variants must be a list of variant names")
-                _check_flags(self.source, where, entry, "cpu_without")
-                _check_flags(self.source, where, entry, "cpu_with")
-                _check_runtimes(self.source, where, entry)
-                bad = set(entry.get("tests", [])) - set(CONCERNS)
-                if bad:
-                    raise BudgetError(f"{self.source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
+                _check_entry(self.source, where, entry)
             for key, value in layer.items():
                 if key in _META_KEYS:
                     continue
@@ -140,6 +152,30 @@ class Budgets:
                                       f"use <metric>_min/_max with metric in {sorted(METRICS)}")
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     raise BudgetError(f"{self.source} [{where}]: {key} must be a number, got {value!r}")
+        self.entries  # noqa: B018 (validates the [[xfail]] entries now, not at the first case)
+
+    @functools.cached_property
+    def entries(self) -> list[dict]:
+        """The top-level ``[[xfail]]`` entries with ``like`` resolved, validated."""
+        out, named = [], {}
+        for i, raw in enumerate(self.table.get("xfail", [])):
+            where = f"xfail #{i + 1}" + (f" ({raw['name']})" if "name" in raw else "")
+            bad = set(raw) - _ENTRY_KEYS
+            if bad:
+                raise BudgetError(f"{self.source} [{where}]: unknown key(s) {sorted(bad)}; use {sorted(_ENTRY_KEYS)}")
+            if "like" in raw and raw["like"] not in named:
+                raise BudgetError(f"{self.source} [{where}]: like = {raw['like']!r} names no earlier entry")
+            entry = {**named.get(raw.get("like"), {}), **{k: v for k, v in raw.items() if k not in ("like", "name")}}
+            _check_entry(self.source, where, entry)
+            _check_names(self.source, where, entry.get("models", ["*"]), "models")
+            _check_names(self.source, where, entry.get("backends", ["*"]), "backends")
+            if ("measured" in entry) != ("{measured}" in entry["xfail"]):
+                raise BudgetError(f"{self.source} [{where}]: a reason with {{measured}} needs measured figures, "
+                                  f"and figures need {{measured}} in the reason")
+            if "name" in raw:
+                named[raw["name"]] = entry
+            out.append(entry)
+        return out
 
     def for_(self, model: str, variant: str, backend: str | None = None, test: str | None = None,
              cpu_flags: frozenset[str] | None = None, versions: Mapping[str, str | None] | None = None) -> Budget:
@@ -153,6 +189,16 @@ class Budgets:
         version_of = (lambda module: versions.get(module)) if versions is not None else runtime_version
         limits: dict[str, float] = {}
         xfail = skip = None
+        for entry in self.entries:
+            figure = _figure(entry, model, variant)
+            # An entry naming backends (tests) covers only cases of those backends (tests): not, for example, the
+            # backend-independent size test of the same variant.
+            if figure is not None and all(key not in entry or (value is not None and _glob(value, entry[key]))
+                                          for key, value in (("models", model), ("variants", variant),
+                                                             ("backends", backend))) \
+                    and ("tests" not in entry or test in entry["tests"]) \
+                    and _cpu_matches(entry, cpu_flags) and _runtimes_match(entry, version_of):
+                xfail = entry["xfail"].replace("{measured}", figure)
         for _, layer in self._layers(model, variant):
             if "skip" in layer and not cpu_flags.intersection(layer.get("skip_cpu_without", ())):
                 skip = layer["skip"]
@@ -165,6 +211,40 @@ class Budgets:
                         and _cpu_matches(entry, cpu_flags) and _runtimes_match(entry, version_of):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
+
+
+def _glob(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _figure(entry: dict, model: str, variant: str) -> str | None:
+    """The measured figure an entry records for a case ("" if it records none at all), None if not this case's."""
+    if "measured" not in entry:
+        return ""
+    figure = entry["measured"].get(model)
+    return figure.get(variant) if isinstance(figure, dict) else figure
+
+
+def _check_names(source, where: str, names, key: str) -> None:
+    if not isinstance(names, list) or not names or not all(isinstance(v, str) for v in names):
+        raise BudgetError(f"{source} [{where}]: {key} must be a non-empty list of names or globs")
+
+
+def _check_entry(source, where: str, entry: dict) -> None:
+    if not isinstance(entry.get("xfail"), str):
+        raise BudgetError(f"{source} [{where}]: an xfail needs a reason string")
+    _check_names(source, where, entry.get("variants", ["*"]), "variants")
+    _check_flags(source, where, entry, "cpu_without")
+    _check_flags(source, where, entry, "cpu_with")
+    _check_runtimes(source, where, entry)
+    bad = set(entry.get("tests", [])) - set(CONCERNS)
+    if bad:
+        raise BudgetError(f"{source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
+    measured = entry.get("measured", {})
+    if not isinstance(measured, dict) or not all(
+            isinstance(f, str) or (isinstance(f, dict) and all(isinstance(v, str) for v in f.values()))
+            for f in measured.values()):
+        raise BudgetError(f"{source} [{where}]: measured must map a model to a figure, or to variant = figure")
 
 
 def _check_flags(source, where: str, table: dict, key: str) -> None:

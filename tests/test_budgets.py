@@ -1,3 +1,5 @@
+import tomllib
+
 import pytest
 
 from edgeopt.budgets import Budget, BudgetError, Budgets
@@ -117,7 +119,7 @@ variants = ["qdq_a", "qdq_b"]
     assert b.for_("m", "qoperator", "opencv", "accuracy").xfail is None
     assert b.for_("m", "qdq_a", "onnxruntime", "accuracy").xfail is None
     path.write_text('[model.m]\nxfail = "x"\nvariants = "qdq_a"\n')
-    with pytest.raises(BudgetError, match="variants must be a list"):
+    with pytest.raises(BudgetError, match="variants must be a non-empty list"):
         Budgets.load(path)
 
 
@@ -227,3 +229,62 @@ def test_malformed_runtimes_is_an_error(tmp_path, runtimes, message):
     path.write_text(f'[model.m]\nxfail = "x"\nruntimes = {runtimes}\n')
     with pytest.raises(BudgetError, match=message):
         Budgets.load(path)
+
+
+ENTRIES = '''
+[defaults]
+top1_drop_max = 0.1
+[family.int8]
+variants = ["*int8*"]
+top1_drop_max = 1.0
+[family.compiled]
+models = ["*"]
+variants = ["*pt2e*"]
+model_rss_mb_max = 400
+[model.m]
+model_rss_mb_max = 60
+[[xfail]]
+name = "dyn"
+xfail = "no DynamicQuantizeLinear"
+variants = ["*dynamic*"]
+backends = ["opencv*"]
+[[xfail]]
+like = "dyn"
+xfail = "ConvInteger on {measured}"
+backends = ["onnxruntime"]
+measured.m = "m: drop 8.1 pt"
+[[xfail]]
+xfail = "{measured}"
+tests = ["accuracy"]
+measured.m.prune_50 = "no fine-tuning: drop 13.4 pt"
+'''
+
+
+def test_families_share_limits_and_one_naming_models_outranks_the_model_table(tmp_path):
+    b = Budgets(tomllib.loads(ENTRIES))
+    assert b.for_("m", "ort_int8_static").limits == {"top1_drop_max": 1.0, "model_rss_mb_max": 60}
+    assert b.for_("m", "torch_int8_pt2e").limits["model_rss_mb_max"] == 400
+    assert b.for_("m", "fp32").limits == {"top1_drop_max": 0.1, "model_rss_mb_max": 60}
+
+
+def test_entries_match_globs_inherit_with_like_and_cover_only_cases_with_a_figure():
+    b = Budgets(tomllib.loads(ENTRIES))
+    b.validate()
+    assert b.for_("x", "ort_int8_dynamic", "opencv_classic").xfail == "no DynamicQuantizeLinear"
+    assert b.for_("m", "ort_int8_dynamic", "onnxruntime").xfail == "ConvInteger on m: drop 8.1 pt"
+    assert b.for_("x", "ort_int8_dynamic", "onnxruntime").xfail is None  # no figure for x: not x's failure
+    assert b.for_("m", "prune_50", "torch", "accuracy").xfail == "no fine-tuning: drop 13.4 pt"
+    assert b.for_("m", "prune_50", "torch", "agreement").xfail is None
+    assert b.for_("m", "prune_70", "torch", "accuracy").xfail is None
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('xfail = "r"\nlike = "nope"', "names no earlier entry"),
+    ('xfail = "r"\nmodel = ["m"]', "unknown key"),
+    ('xfail = "r {measured}"', "needs measured figures"),
+    ('xfail = "r"\nmeasured.m = "1 pt"', "figures need"),
+    ('xfail = "r"\nvariants = "q"', "variants must be a non-empty list"),
+])
+def test_malformed_entries_are_clear_errors(entry, message):
+    with pytest.raises(BudgetError, match=message):
+        Budgets(tomllib.loads(f"[[xfail]]\n{entry}\n")).validate()
