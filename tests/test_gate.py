@@ -150,3 +150,15 @@ def test_summary_stays_under_githubs_limit_by_folding_unchanged_cases():
                "cases": [{**case, "verdict": "slower"}] + [case] * 20000}
     text = summary(verdict, limit=100_000)
     assert len(text.encode()) <= 100_000 and "❌ slower" in text and "left out" in text
+
+
+def test_the_pytest_mode_fails_a_slower_or_broken_case_with_its_figures():
+    from edgeopt.suite.gate import assert_verdict
+    slower = {"case": "m-v-b", "verdict": "slower", "ratio": 1.12, "ci": [1.09, 1.16], "p_slower_holm": 1e-6,
+              "base_ms": 1.0, "head_ms": 1.12}
+    with pytest.raises(pytest.fail.Exception, match=r"slower than the base: 1\.120x \[1\.090, 1\.160\]"):
+        assert_verdict(slower)
+    with pytest.raises(pytest.fail.Exception, match="loads on the base but not on the head: boom"):
+        assert_verdict({"case": "m-v-b", "verdict": "broken", "errors": {"base": None, "head": "boom"}})
+    assert_verdict({**slower, "verdict": "same"})
+    assert_verdict({**slower, "verdict": "faster"})

@@ -1,5 +1,6 @@
 """A user brings a model and data without editing edgeopt or copying its suite, and runs the suite on them: the
 packaged concern tests (``pytest --pyargs edgeopt.suite``) through the installed plugin's entry points."""
+import json
 import shutil
 import subprocess
 import sys
@@ -139,3 +140,20 @@ def test_the_suite_runs_from_an_installed_wheel(pytester, user_project, tmp_path
     result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "size or accuracy")
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines([f"*{tmp_path.name}/site/edgeopt/suite/test_size.py::test_size?user_net-onnx_fp32? PASSED*"])
+
+
+def test_gate_mode_times_the_latency_cases_against_a_base_and_saves_the_verdict(pytester, user_project, tmp_path):
+    base_cache = tmp_path / "base-artifacts"  # an empty artifact cache: the base side builds its own
+    base_cache.mkdir()
+    result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "latency", "--edgeopt-backends",
+                       "torch,onnxruntime", "--edgeopt-gate-base", str(base_cache), "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    verdict = json.loads((pytester.path / "gate-results" / "verdict.json").read_text())
+    assert sorted(r["case"] for r in verdict["cases"]) == ["user_net-fp32-torch", "user_net-onnx_fp32-onnxruntime"]
+    assert all(len(r["samples_s"]["base"]) == r["rounds"] for r in verdict["cases"])
+
+
+def test_gate_mode_refuses_xdist_workers(pytester, user_project):
+    result = run_suite(pytester, "--edgeopt-gate-base", "HEAD", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--edgeopt-gate-base times both sides on this machine*"])

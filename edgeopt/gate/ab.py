@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -65,7 +66,8 @@ class Worker:
         if side.code:
             env["PYTHONPATH"] = os.pathsep.join([str(side.code), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.side, self.log = side, log_dir / f"worker-{side.label}.log"
+        safe = re.sub(r"[^\w.-]+", "_", side.label)  # a label may hold a path
+        self.side, self.log = side, log_dir / f"worker-{safe}.log"
         self._log_fh = open(self.log, "ab")
         try:
             self.proc = subprocess.Popen([side.python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

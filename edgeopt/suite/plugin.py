@@ -20,6 +20,7 @@ from edgeopt.budgets import BudgetError, Budgets
 from edgeopt.models import get_model
 from edgeopt.pytest_plugin import metric_drift, tool_config
 from edgeopt.recipes import VARIANTS
+from edgeopt.suite import gate
 from edgeopt.suite.case import Bench, Case, all_cases, reported_errors, xdist_group
 from edgeopt.suite.reports import CapabilityMatrix, latency_table
 from edgeopt.workbench import Workbench
@@ -30,7 +31,12 @@ _LATENCY = pytest.StashKey[dict]()
 _PANELS = pytest.StashKey[dict]()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    gate.addoptions(parser.getgroup("edgeopt"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    gate.check_options(config)
     config.addinivalue_line("markers", "concern(name): the budget concern a case test checks (accuracy, size, ...)")
     config.addinivalue_line("markers", "per_variant: parametrize over model x variant only (backend-independent)")
     config.addinivalue_line("markers", "skip_reference: do not collect the FP32 PyTorch reference case")
@@ -109,10 +115,11 @@ def bench(request: pytest.FixtureRequest, case: Case, workbench: Workbench) -> B
                  request.node.user_properties)
 
 
-def _latency_cases(session: pytest.Session, model: str) -> list[Case]:
-    """The latency cases of ``model`` this session runs (selected and not skipped), in collection order."""
+def _latency_cases(session: pytest.Session, model: str | None = None) -> list[Case]:
+    """The latency cases (of ``model``) this session runs (selected and not skipped), in collection order."""
     return [item.callspec.params["case"] for item in session.items
-            if _concern(item) == "latency" and item.callspec.params["case"].model == model
+            if _concern(item) == "latency" and item.callspec.params["case"].model == (model or
+                                                                                     item.callspec.params["case"].model)
             and item.get_closest_marker("skip") is None]
 
 
@@ -151,6 +158,15 @@ def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
                 raise result.error
         return result
     return measure
+
+
+@pytest.fixture(scope="session")
+def latency_gate(request: pytest.FixtureRequest):
+    """case -> its A/B verdict against ``--edgeopt-gate-base`` (all latency cases gated in one run), or None."""
+    if not gate.gate_mode(request.config):
+        return lambda case: None
+    session = request.session
+    return lambda case: gate.verdict_for(session, _latency_cases(session), case)
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,21 @@ fixture), so that drift does not rank identical kernels apart; their drift-norma
 pytest-benchmark rounds, and ``--benchmark-compare`` compares them with the baseline of this CPU kind.  Warm-up,
 minimum rounds and time per case are pytest-benchmark's options (this repository sets them in pytest.ini).  Under ``--benchmark-disable`` each case is loaded and
 run once.  The end of the run prints every median with its speed-up over ONNX Runtime FP32 and PyTorch eager FP32.
+With ``--edgeopt-gate-base REF`` each case is judged by the A/B gate against REF instead (:mod:`edgeopt.suite.gate`).
 """
 import pytest
 
 from edgeopt.latency import record
+from edgeopt.suite.gate import assert_verdict
 
 
 @pytest.mark.concern("latency")
-def test_latency(bench, benchmark, latency_medians, latency_panel):
+def test_latency(bench, benchmark, latency_medians, latency_panel, latency_gate):
     benchmark.group = bench.case.model
+    if (verdict := latency_gate(bench.case)) is not None:  # --edgeopt-gate-base: A/B against the base instead
+        benchmark.skipped = True  # judged by the gate, not timed by pytest-benchmark (nor saved as a baseline)
+        assert_verdict(verdict)
+        return
     if benchmark.disabled:
         with bench.runner() as runner:
             benchmark(runner.run, bench.sample_input())  # disabled: one call
