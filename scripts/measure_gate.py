@@ -9,6 +9,7 @@ one side right after the other: the best case for a stored baseline) and applies
     .venv/bin/python scripts/measure_gate.py --decisions 100 --out docs/gate-measurement.json
 
 Writes every decision (verdicts, ratios, plain medians) and the summary rates to --out; prints the summary.
+`measure_gate.py --table [FILE]` prints README.md's table of rates from a measurement file.
 """
 from __future__ import annotations
 
@@ -50,7 +51,32 @@ def summarise(decisions: list[dict], wall_plain_per_case: float) -> dict:
     return out
 
 
+def _pct(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / n:.1f}%)" if n else "-"
+
+
+def table(path: str) -> str:
+    """The README's table of measured rates, generated from a measurement file (figures are never typed in)."""
+    m = json.loads(Path(path).read_text())
+    s = m["summary"]
+    rows = ["| injected slowdown | `edgeopt gate`: cases flagged slower | gate runs with any case flagged | "
+            "plain `median:10%` (same runs) | plain `median:25%` |", "| --- | --- | --- | --- | --- |"]
+    for key, label in (("0.00", "none (false alarms)"), ("0.05", "+5%"), ("0.10", "+10%")):
+        e = s[key]
+        rows.append(f"| {label} | {_pct(e['cases_slower'], e['case_comparisons'])} | "
+                    f"{_pct(e['runs_with_any_slower'], e['decisions'])} | "
+                    f"{_pct(e['plain_10_flagged'], e['plain_case_comparisons'])} | "
+                    f"{_pct(e['plain_25_flagged'], e['plain_case_comparisons'])} |")
+    rows.append(f"\nWall time: {s['gate_wall_s_median']:.1f} s per gate run of the {len(m['cases'])} cases (median), "
+                f"{s['wall_ratio_gate_vs_plain']:.2f}x plain pytest-benchmark's latency phase for the same cases "
+                f"({s['plain_latency_phase_s_per_case']:.2f} s per case, load included).")
+    return "\n".join(rows)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--table"]:
+        print(table(sys.argv[2] if len(sys.argv) > 2 else "docs/gate-measurement.json"))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--decisions", type=int, default=100, help="gate decisions per setting")
     p.add_argument("--plain-every", type=int, default=4)
