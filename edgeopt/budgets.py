@@ -38,17 +38,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import importlib
 import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion
-
-from edgeopt import machine
+from edgeopt import machine, scopes
 
 #: Measurement fields a budget may name, with their unit for messages.
 METRICS = {
@@ -140,7 +136,8 @@ class Budgets:
         for where, layer in layers:
             if "skip" in layer and not isinstance(layer["skip"], str):
                 raise BudgetError(f"{self.source} [{where}]: skip needs a reason string")
-            _check_flags(self.source, where, layer, "skip_cpu_without")
+            if problem := scopes.flags_problem(layer, "skip_cpu_without"):
+                raise BudgetError(f"{self.source} [{where}]: {problem}")
             for entry in _xfail_entries(layer):
                 _check_entry(self.source, where, entry)
             for key, value in layer.items():
@@ -153,6 +150,30 @@ class Budgets:
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     raise BudgetError(f"{self.source} [{where}]: {key} must be a number, got {value!r}")
         self.entries  # noqa: B018 (validates the [[xfail]] entries now, not at the first case)
+
+    def check_names(self, models: list[str], variants: list[str], backends: list[str]) -> None:
+        """Every table, glob and figure names something that exists, so a typo cannot leave a budget unused."""
+        def check(where: str, kind: str, patterns, names: list[str]) -> None:
+            for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                if not any(_glob(n, [pattern]) for n in names):
+                    raise BudgetError(f"{self.source} [{where}]: no {kind} matches {pattern!r}; "
+                                      f"{kind}s: {', '.join(sorted(names))}")
+        for v in self.table.get("variant", {}):
+            check(f"variant.{v}", "variant", v, variants)
+        for name, family in self.table.get("family", {}).items():
+            check(f"family.{name}", "variant", family["variants"], variants)
+            check(f"family.{name}", "model", family.get("models", []), models)
+        for m, table in self.table.get("model", {}).items():
+            check(f"model.{m}", "model", m, models)
+            check(f"model.{m}", "variant", list(table.get("variant", {})), variants)
+        for i, entry in enumerate(self.entries):
+            where = f"xfail #{i + 1}"
+            for key, kind, names in (("models", "model", models), ("variants", "variant", variants),
+                                     ("backends", "backend", backends)):
+                check(where, kind, entry.get(key, []), names)
+            for m, figure in entry.get("measured", {}).items():
+                check(f"{where} measured", "model", m, models)
+                check(f"{where} measured.{m}", "variant", list(figure) if isinstance(figure, dict) else [], variants)
 
     @functools.cached_property
     def entries(self) -> list[dict]:
@@ -186,7 +207,7 @@ class Budgets:
         imported modules' ``__version__``; a module missing from the mapping or ``None`` is not installed)."""
         if cpu_flags is None:
             cpu_flags = machine.cpu_flags()
-        version_of = (lambda module: versions.get(module)) if versions is not None else runtime_version
+        version_of = (lambda module: versions.get(module)) if versions is not None else scopes.runtime_version
         limits: dict[str, float] = {}
         xfail = skip = None
         for entry in self.entries:
@@ -197,7 +218,7 @@ class Budgets:
                                           for key, value in (("models", model), ("variants", variant),
                                                              ("backends", backend))) \
                     and ("tests" not in entry or test in entry["tests"]) \
-                    and _cpu_matches(entry, cpu_flags) and _runtimes_match(entry, version_of):
+                    and scopes.cpu_matches(entry, cpu_flags) and scopes.runtimes_match(entry, version_of):
                 xfail = entry["xfail"].replace("{measured}", figure)
         for _, layer in self._layers(model, variant):
             if "skip" in layer and not cpu_flags.intersection(layer.get("skip_cpu_without", ())):
@@ -208,7 +229,7 @@ class Budgets:
                 # example, the backend-independent size test of the same variant.
                 if all(key not in entry or value in entry[key]
                        for key, value in (("backends", backend), ("tests", test), ("variants", variant))) \
-                        and _cpu_matches(entry, cpu_flags) and _runtimes_match(entry, version_of):
+                        and scopes.cpu_matches(entry, cpu_flags) and scopes.runtimes_match(entry, version_of):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
 
@@ -234,9 +255,10 @@ def _check_entry(source, where: str, entry: dict) -> None:
     if not isinstance(entry.get("xfail"), str):
         raise BudgetError(f"{source} [{where}]: an xfail needs a reason string")
     _check_names(source, where, entry.get("variants", ["*"]), "variants")
-    _check_flags(source, where, entry, "cpu_without")
-    _check_flags(source, where, entry, "cpu_with")
-    _check_runtimes(source, where, entry)
+    for problem in (scopes.flags_problem(entry, "cpu_without"), scopes.flags_problem(entry, "cpu_with"),
+                    scopes.runtimes_problem(entry)):
+        if problem:
+            raise BudgetError(f"{source} [{where}]: {problem}")
     bad = set(entry.get("tests", [])) - set(CONCERNS)
     if bad:
         raise BudgetError(f"{source} [{where}]: unknown tests {sorted(bad)}; use {CONCERNS}")
@@ -245,53 +267,6 @@ def _check_entry(source, where: str, entry: dict) -> None:
             isinstance(f, str) or (isinstance(f, dict) and all(isinstance(v, str) for v in f.values()))
             for f in measured.values()):
         raise BudgetError(f"{source} [{where}]: measured must map a model to a figure, or to variant = figure")
-
-
-def _check_flags(source, where: str, table: dict, key: str) -> None:
-    flags = table.get(key, ["-"])
-    if not isinstance(flags, list) or not flags or not all(isinstance(f, str) for f in flags):
-        raise BudgetError(f"{source} [{where}]: {key} must be a non-empty list of CPU flags")
-
-
-def _cpu_matches(entry: dict, cpu_flags: frozenset[str]) -> bool:
-    """An xfail entry applies on a CPU with none of its ``cpu_without`` flags and, if it names ``cpu_with``, one of those."""
-    if cpu_flags.intersection(entry.get("cpu_without", ())):
-        return False
-    return "cpu_with" not in entry or bool(cpu_flags.intersection(entry["cpu_with"]))
-
-
-def _check_runtimes(source, where: str, entry: dict) -> None:
-    runtimes = entry.get("runtimes", {"-": ""})
-    if not isinstance(runtimes, dict) or not runtimes:
-        raise BudgetError(f"{source} [{where}]: runtimes must be a table of module = \"version specifier\", "
-                          f"e.g. {{cv2 = \">=5\"}}")
-    for module, spec in runtimes.items():
-        try:
-            SpecifierSet(spec)
-        except (InvalidSpecifier, TypeError):
-            raise BudgetError(f"{source} [{where}]: runtimes.{module} = {spec!r} is not a version specifier "
-                              f"such as \">=5\" or \"<1.21\"") from None
-
-
-@functools.cache
-def runtime_version(module: str) -> str | None:
-    """``module.__version__`` of an importable module, else None."""
-    try:
-        return str(importlib.import_module(module).__version__)
-    except (ImportError, AttributeError):
-        return None
-
-
-def _runtimes_match(entry: dict, version_of) -> bool:
-    """An xfail entry naming ``runtimes`` applies only where every named module's version meets its specifier."""
-    for module, spec in entry.get("runtimes", {}).items():
-        version = version_of(module)
-        try:
-            if version is None or not SpecifierSet(spec).contains(version, prereleases=True):
-                return False
-        except InvalidVersion:
-            return False
-    return True
 
 
 def _xfail_entries(layer: dict) -> list[dict]:

@@ -288,3 +288,16 @@ def test_entries_match_globs_inherit_with_like_and_cover_only_cases_with_a_figur
 def test_malformed_entries_are_clear_errors(entry, message):
     with pytest.raises(BudgetError, match=message):
         Budgets(tomllib.loads(f"[[xfail]]\n{entry}\n")).validate()
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[variant.onnx_fp23]\ntop1_drop_max = 1.0", r"\[variant.onnx_fp23\]: no variant matches 'onnx_fp23'"),
+    ("[model.m.variant.fp16]\ntop1_drop_max = 1.0", r"\[model.m\]: no variant matches 'fp16'"),
+    ('[family.f]\nvariants = ["ort_*"]\ntop1_drop_max = 1.0', r"no variant matches 'ort_\*'"),
+    ('[[xfail]]\nxfail = "r"\nbackends = ["onnxrt"]', r"\[xfail #1\]: no backend matches 'onnxrt'; backends: onnx"),
+    ('[[xfail]]\nxfail = "{measured}"\nmeasured.q = "1 pt"', r"\[xfail #1 measured\]: no model matches 'q'"),
+])
+def test_a_budget_naming_nothing_is_an_error(toml, message):
+    with pytest.raises(BudgetError, match=message):
+        Budgets(tomllib.loads(toml)).check_names(["m"], ["fp32", "onnx_fp32"], ["onnx", "torch"])
+    Budgets(tomllib.loads("[variant.fp32]\ntop1_drop_max = 1.0")).check_names(["m"], ["fp32"], ["torch"])

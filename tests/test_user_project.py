@@ -117,6 +117,17 @@ def test_unknown_budget_key_is_a_usage_error(pytester, user_project):
     result.stderr.fnmatch_lines(["*unknown budget 'top_1_min'*"])
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--edgeopt-backends", "onnxrt"], "*--edgeopt-backends 'onnxrt' matches nothing; backends: *onnxruntime*"),
+    (["--edgeopt-budgets", "typo.toml"], "*typo.toml ?variant.onnx_fp23?: no variant matches 'onnx_fp23'*"),
+])
+def test_a_selection_or_budget_naming_nothing_fails_instead_of_a_green_empty_run(pytester, user_project, args, message):
+    (pytester.path / "typo.toml").write_text("[variant.onnx_fp23]\ntop1_drop_max = 0.1\n")
+    result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "size", *args)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([message])
+
+
 def test_without_a_budgets_file_the_suite_stops_and_says_how_to_give_one(pytester, user_project):
     pytester.makepyprojecttoml('[tool.edgeopt]\nmodels = ["user_models"]\n')
     result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "size")

@@ -11,6 +11,7 @@ The budgets file is ``--edgeopt-budgets`` or ``budgets`` of ``[tool.edgeopt]`` i
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import random
 from pathlib import Path
 
@@ -29,6 +30,7 @@ _BUDGETS = pytest.StashKey["Budgets | None"]()
 _MATRIX = pytest.StashKey[CapabilityMatrix]()
 _LATENCY = pytest.StashKey[dict]()
 _PANELS = pytest.StashKey[dict]()
+_CHECKED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if budgets is None:
         pytest.fail("edgeopt: no budgets file; pass --edgeopt-budgets FILE or set budgets = \"FILE\" in "
                     "[tool.edgeopt] of pyproject.toml", pytrace=False)
+    _check_names_once(config, budgets)
     per_backend = metafunc.definition.get_closest_marker("per_variant") is None
     skip_reference = metafunc.definition.get_closest_marker("skip_reference") is not None
     concern = _concern(metafunc.definition)
@@ -81,6 +84,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
+
+
+def _check_names_once(config: pytest.Config, budgets: Budgets) -> None:
+    """At the first suite test collected (every conftest has registered its models by then): a selector or a
+    budgets entry that names nothing is an error listing what exists, never an empty, green run."""
+    if config.stash.get(_CHECKED, False):
+        return
+    from edgeopt.backends import BACKENDS
+    from edgeopt.models import list_models
+
+    names = {"models": list_models("*"), "variants": list(VARIANTS), "backends": list(BACKENDS)}
+    for kind, existing in names.items():
+        for pattern in filter(None, (p.strip() for p in config.getoption(f"edgeopt_{kind}").split(","))):
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in existing):
+                pytest.fail(f"edgeopt: --edgeopt-{kind} {pattern!r} matches nothing; {kind}: {', '.join(existing)}",
+                            pytrace=False)
+    try:
+        budgets.check_names(*names.values())
+    except BudgetError as exc:
+        pytest.fail(f"edgeopt: {exc}", pytrace=False)
+    config.stash[_CHECKED] = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
