@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgeopt-baselines", default=None, metavar="DIR",
                     help="keep pytest-benchmark runs in DIR/<cpu kind>-<threads>t (replaces --benchmark-storage), "
                          "so --benchmark-compare only ever compares with a run on the same kind of CPU")
+    group.addoption("--edgeopt-compare-relative", action="store_true",
+                    help="on a CPU kind with no latency baseline of its own, compare each latency case's ratio to its "
+                         "model's onnx_fp32-onnxruntime case with that ratio in the newest stored run of another kind")
     group.addoption("--edgeopt-metric-baselines", default=None, metavar="DIR",
                     help="fail a case whose top-1, drop, agreement, SQNR, size or MACs got worse than stored in DIR "
                          "(per CPU kind; size and MACs in DIR/portable.json) by more than its tolerance")
@@ -109,13 +112,22 @@ def _store_baselines_per_cpu_kind(config: pytest.Config) -> None:
     root = Path(root) if Path(root).is_absolute() else Path(config.rootpath) / root
     directory = root / baseline_kind(config.getoption("edgeopt_threads"))
     config.option.benchmark_storage = f"file://{directory}"
-    if config.getoption("benchmark_compare") and not any(directory.glob("*/*.json")):
+    relative = config.getoption("edgeopt_compare_relative")
+    if (config.getoption("benchmark_compare") or relative) and not any(directory.glob("*/*.json")):
         # Hosted runners change CPU kind from job to job: no stored baseline is the common case, not an error.
         # The same-runner A/B gate (`edgeopt gate`) needs none; latency is comparable only on the same kind of CPU.
-        recorded = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        recorded = sorted(p.name for p in root.iterdir() if any(p.glob("*/*.json"))) if root.is_dir() else []
         message = (f"--benchmark-compare: no latency baseline for this CPU kind in {directory} (baselines exist for: "
                    f"{', '.join(recorded) or 'none'}); latency is not compared in this run. Gate on this machine with "
                    f"`edgeopt gate --base REF`, or record a baseline with `make baseline` and commit it.")
+        if relative:
+            from edgeopt.suite import relative as rel
+
+            stored = config.stash[rel.STORED] = rel.load(root, directory.name, config.option.benchmark_compare_fail)
+            if stored is not None:
+                message = (f"no latency baseline for this CPU kind in {directory}: each latency case is compared as a "
+                           f"ratio to its model's {'-'.join(rel.REFERENCE)} case with {stored.kind}/{stored.path.name} "
+                           f"(fails past +{stored.threshold:.0%}; kernels differ between CPU kinds, a coarse check)")
         config.option.benchmark_compare = None
         config.option.benchmark_compare_fail = None
         config.stash[_NOTES].append(message)

@@ -168,3 +168,19 @@ def test_gate_mode_refuses_xdist_workers(pytester, user_project):
     result = run_suite(pytester, "--edgeopt-gate-base", "HEAD", "-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--edgeopt-gate-base times both sides on this machine*"])
+
+
+def test_compare_relative_on_a_kind_without_baseline_checks_ratios_to_the_reference(pytester, user_project):
+    # Stored on another kind: fp32 at 0.01x the reference (any real run is far slower relative to it: flagged),
+    # torchscript at 100x (never flagged).
+    stored = pytester.path / "baselines" / "other-kind-1t" / "Linux-CPython-3.11-64bit"
+    stored.mkdir(parents=True)
+    (stored / "0001_other.json").write_text(json.dumps({"datetime": "2026-01-01T00:00:00", "benchmarks": [
+        {"param": f"user_net-{case}", "stats": {"median": median}} for case, median in (
+            ("onnx_fp32-onnxruntime", 1e-3), ("fp32-torch", 1e-5), ("torchscript-torchscript", 1e-1))]}))
+    result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "latency", "--benchmark-enable",
+                       "--benchmark-max-time", "0.05", "--benchmark-min-rounds", "5", "--edgeopt-backends",
+                       "torch,torchscript,onnxruntime", "--edgeopt-baselines", "baselines", "--edgeopt-compare-relative")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*user_net-fp32-torch slower relative to user_net-onnx_fp32-onnxruntime: * in "
+                                 "other-kind-1t/0001_other.json*"])

@@ -31,6 +31,7 @@ _MATRIX = pytest.StashKey[CapabilityMatrix]()
 _LATENCY = pytest.StashKey[dict]()
 _PANELS = pytest.StashKey[dict]()
 _CHECKED = pytest.StashKey[bool]()
+_PANEL_MEDIANS = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -175,6 +176,7 @@ def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
                         errors[c] = exc
                 timed = time_panel(calls, timing, random.Random(case.model))
             panels.update(timed)
+            config.stash.setdefault(_PANEL_MEDIANS, {}).update({c: t.median_s for c, t in timed.items()})
             panels.update({c: CaseLatency(error=exc) for c, exc in errors.items()})
         result = panels.pop(case)
         if result.error is not None:
@@ -191,6 +193,20 @@ def latency_gate(request: pytest.FixtureRequest):
         return lambda case: None
     session = request.session
     return lambda case: gate.verdict_for(session, _latency_cases(session), case)
+
+
+@pytest.fixture(scope="session")
+def latency_relative(pytestconfig: pytest.Config):
+    """case, median -> a message when it grew relative to its model's reference case against another CPU kind's
+    stored run (``--edgeopt-compare-relative`` on a kind without a baseline), else None."""
+    from edgeopt.suite.relative import REFERENCE, STORED
+
+    stored = pytestconfig.stash.get(STORED, None)
+    if stored is None:
+        return lambda case, median_s: None
+    medians = pytestconfig.stash.setdefault(_PANEL_MEDIANS, {})
+    return lambda case, median_s: stored.check(case.id, case.model, median_s, next(
+        (t for c, t in medians.items() if (c.model, c.variant, c.backend) == (case.model, *REFERENCE)), None))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ fixture), so that drift does not rank identical kernels apart; their drift-norma
 pytest-benchmark rounds, and ``--benchmark-compare`` compares them with the baseline of this CPU kind.  Warm-up,
 minimum rounds and time per case are pytest-benchmark's options (this repository sets them in pytest.ini).  Under ``--benchmark-disable`` each case is loaded and
 run once.  The end of the run prints every median with its speed-up over ONNX Runtime FP32 and PyTorch eager FP32.
-With ``--edgeopt-gate-base REF`` each case is judged by the A/B gate against REF instead (:mod:`edgeopt.suite.gate`).
+On a CPU kind with no stored baseline, ``--edgeopt-compare-relative`` compares ratios to the model's ONNX Runtime FP32 case
+with another kind's run instead (:mod:`edgeopt.suite.relative`).  With ``--edgeopt-gate-base REF`` each case is judged by the A/B gate against REF instead (:mod:`edgeopt.suite.gate`).
 """
 import pytest
 
@@ -14,7 +15,7 @@ from edgeopt.suite.gate import assert_verdict
 
 
 @pytest.mark.concern("latency")
-def test_latency(bench, benchmark, latency_medians, latency_panel, latency_gate):
+def test_latency(bench, benchmark, latency_medians, latency_panel, latency_gate, latency_relative):
     benchmark.group = bench.case.model
     if (verdict := latency_gate(bench.case)) is not None:  # --edgeopt-gate-base: A/B against the base instead
         benchmark.skipped = True  # judged by the gate, not timed by pytest-benchmark (nor saved as a baseline)
@@ -30,3 +31,5 @@ def test_latency(bench, benchmark, latency_medians, latency_panel, latency_gate)
                                 raw_median_ms=1e3 * sorted(timed.raw_s)[len(timed.raw_s) // 2], **bench.summary())
     record(benchmark, timed)
     latency_medians[bench.case] = timed.median_s
+    if (slower := latency_relative(bench.case, timed.median_s)) is not None:  # --edgeopt-compare-relative
+        pytest.fail(slower, pytrace=False)
