@@ -16,7 +16,8 @@ import time
 
 from edgeopt.backends import RunnerError, runner_class
 from edgeopt.data import DataError
-from edgeopt.models import get_model, list_models
+from edgeopt.cache import CacheError
+from edgeopt.models import WeightsError, get_model, list_models
 from edgeopt.recipes import VARIANTS
 from edgeopt.recipes.base import RecipeError
 from edgeopt.workbench import Workbench
@@ -79,9 +80,9 @@ def cmd_measure(args) -> int:
     result.update(wb.agreement(model, variant, backend))
     with runner_class(backend)(wb.artifact(model, variant), threads=args.threads) as runner:
         result.update(latency_ms(runner, wb.sample_input(model), args.warmup, args.rounds))
-    result = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in result.items()}
+    result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
     if args.json:
-        print(json.dumps(result, sort_keys=True))
+        print(json.dumps(result, sort_keys=True, allow_nan=False))
     else:
         for k, v in result.items():
             print(f"{k:>18}: {v}")
@@ -94,6 +95,18 @@ def cmd_finetune(args) -> int:
     entry = trained.publish(get_model(args.model), get_variant(args.variant), args.data, args.force)
     print(json.dumps(entry, indent=2, sort_keys=True))
     return 0
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
 
 
 def main(argv=None) -> int:
@@ -109,10 +122,10 @@ def main(argv=None) -> int:
     s.add_argument("variant")
     s.add_argument("backend")
     s.add_argument("--data", default=None, help="data root (default: $EDGEOPT_DATA or ../shared/data)")
-    s.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced images only")
-    s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--warmup", type=int, default=10)
-    s.add_argument("--rounds", type=int, default=50)
+    s.add_argument("--limit", type=_at_least(1), default=None, help="evaluate N evenly spaced images only")
+    s.add_argument("--threads", type=_at_least(1), default=1)
+    s.add_argument("--warmup", type=_at_least(0), default=10)
+    s.add_argument("--rounds", type=_at_least(1), default=50)
     s.add_argument("--remeasure", action="store_true",
                    help="evaluate again instead of reusing cached outputs of identical inputs")
     s.add_argument("--json", action="store_true", help="print one JSON object")
@@ -129,7 +142,8 @@ def main(argv=None) -> int:
         _import_user_modules(args.models_from)
         return {"models": cmd_models, "measure": cmd_measure, "finetune": cmd_finetune,
                 "gate": gate_cli.cmd_gate}[args.command](args)
-    except (KeyError, DataError, RunnerError, RecipeError, ImportError, ValueError, gate_cli.ab.GateError) as exc:
+    except (KeyError, DataError, RunnerError, RecipeError, WeightsError, CacheError, ImportError, ValueError,
+            gate_cli.ab.GateError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"edgeopt: error: {msg}", file=sys.stderr)
         return 2

@@ -29,6 +29,10 @@ class DataError(RuntimeError):
     """A data folder is missing or not laid out as expected; the message says which and how."""
 
 
+class InvalidData(DataError):
+    """Data that is there but wrong (an unreadable image, class folders that do not fit the model): a failure."""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a model's images live and how they are preprocessed.
@@ -115,19 +119,28 @@ def scan_image_folder(folder: Path) -> tuple[list[tuple[str, int]], list[str]]:
 def _decode(path: Path, resize: int | None, crop: int) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if resize is not None:
-            w, h = im.size
-            scale = resize / min(w, h)
-            im = im.resize((max(crop, round(w * scale)), max(crop, round(h * scale))), Image.BILINEAR)
+    try:
+        with Image.open(path) as im:
+            return _fit(im.convert("RGB"), path, resize, crop)
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL: unidentified, truncated, or a broken header
+        raise InvalidData(f"{path}: not a readable image ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]}); "
+                        "remove or replace it") from None
+
+
+def _fit(im, path: Path, resize: int | None, crop: int) -> np.ndarray:
+    from PIL import Image
+
+    if resize is not None:
         w, h = im.size
-        if (w, h) != (crop, crop):
-            if w < crop or h < crop:
-                raise DataError(f"{path} is {w}x{h}, smaller than the {crop}x{crop} input; set resize in its DatasetSpec")
-            left, top = int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0))
-            im = im.crop((left, top, left + crop, top + crop))
-        return np.asarray(im, dtype=np.uint8)
+        scale = resize / min(w, h)
+        im = im.resize((max(crop, round(w * scale)), max(crop, round(h * scale))), Image.BILINEAR)
+    w, h = im.size
+    if (w, h) != (crop, crop):
+        if w < crop or h < crop:
+            raise InvalidData(f"{path} is {w}x{h}, smaller than the {crop}x{crop} input; set resize in its DatasetSpec")
+        left, top = int(round((w - crop) / 2.0)), int(round((h - crop) / 2.0))
+        im = im.crop((left, top, left + crop, top + crop))
+    return np.asarray(im, dtype=np.uint8)
 
 
 def _select(items, split: str, spec: DatasetSpec):
@@ -180,7 +193,7 @@ def load_split(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None
             np.savez(fh, images=images)
 
     cache.get_or_create(path, build)
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         images = z["images"]
     if len(images) != len(labels):
         raise DataError(f"cache {path} does not match {folder}; delete it")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import pickle
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +32,23 @@ IMAGENET_SAMPLE = DatasetSpec("imagenet-sample", eval_dir="imagenet-sample", hol
 
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights are not on this machine; the model is built with seeded random weights."""
+
+
+class WeightsError(RuntimeError):
+    """Weights that exist but cannot be used (unreadable, refused, or not this architecture's); one line says why."""
+
+
+def _load_error_line(text: str) -> str:
+    """torch's multi-line ``load_state_dict`` error as one line: each kind of problem with its first keys."""
+    parts = []
+    for line in (ln.strip() for ln in text.splitlines()):
+        keys = re.findall(r'"([^"]+)"', line)
+        if line.startswith(("Missing key", "Unexpected key")) and keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            parts.append(f"{line.split(' in state_dict')[0].lower()} {', '.join(keys[:3])}{more}")
+        elif line.startswith("size mismatch"):
+            parts.append(line.rstrip("."))
+    return "; ".join(parts[:3]) or text.strip().splitlines()[0]
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,13 @@ class ModelSpec:
             source = self.load_weights(module)
         except WeightsUnavailable as exc:
             return Weights(module.eval(), False, "random init", str(exc))
+        except WeightsError as exc:
+            raise WeightsError(f"{self.name}: {exc}") from None
+        except RuntimeError as exc:  # module.load_state_dict: another architecture's weights
+            if "state_dict" not in str(exc):
+                raise
+            raise WeightsError(f"{self.name}: the weights do not fit its architecture: "
+                               f"{_load_error_line(str(exc))}") from None
         return Weights(module.eval(), True, source)
 
 
@@ -124,8 +150,23 @@ def get_model(name: str) -> ModelSpec:
 
 
 def load_state_dict(path: str | Path) -> dict:
-    """Load a state dict without unpickling arbitrary objects."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load a state dict without unpickling arbitrary objects; a missing, damaged or refused file is a WeightsError."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused an object: never loaded with full unpickling
+        raise WeightsError(f"{path} holds objects other than tensors, refused (weights_only=True): "
+                           f"{str(exc).strip().splitlines()[-1][:200]}") from None
+    except Exception as exc:  # noqa: BLE001 (torch raises RuntimeError, EOFError, IndexError, ... on damaged files)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise WeightsError(f"{path} is not a readable state dict (truncated or not a torch.save file): {first}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a training checkpoint: its weights
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
 
 
 def manifest() -> dict:

@@ -9,8 +9,10 @@ calling :func:`edgeopt.models.register_model`, or by an ``edgeopt.models`` entry
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import tomllib
+import traceback
 from importlib import metadata
 from pathlib import Path
 
@@ -50,6 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 _TOOL = pytest.StashKey[dict]()
+TOOL_KEYS = ("models", "budgets")
 
 
 def tool_config(config: pytest.Config) -> dict:
@@ -62,7 +65,11 @@ def tool_config(config: pytest.Config) -> dict:
             table = tomllib.loads(pyproject.read_text()) if pyproject.is_file() else {}
         except tomllib.TOMLDecodeError as exc:
             raise pytest.UsageError(f"{pyproject}: {exc}") from None
-        config.stash[_TOOL] = {**table.get("tool", {}).get("edgeopt", {}), "_dir": pyproject.parent}
+        tool = table.get("tool", {}).get("edgeopt", {})
+        if unknown := sorted(set(tool) - set(TOOL_KEYS)):  # a typo would otherwise switch a setting off unseen
+            raise pytest.UsageError(f"{pyproject}: unknown key(s) {', '.join(unknown)} in [tool.edgeopt]; "
+                                    f"known: {', '.join(TOOL_KEYS)}")
+        config.stash[_TOOL] = {**tool, "_dir": pyproject.parent}
     return config.stash[_TOOL]
 
 
@@ -80,9 +87,11 @@ def _import_user_models(config: pytest.Config) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            raise pytest.UsageError(f"[tool.edgeopt] models in {project}/pyproject.toml: "
-                                    f"cannot import {name!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 (whatever the user's module raises: one line, not INTERNALERROR)
+            where = next((f" ({f.filename}:{f.lineno})" for f in reversed(traceback.extract_tb(exc.__traceback__))
+                          if f.filename.startswith(project)), "")
+            raise pytest.UsageError(f"[tool.edgeopt] models in {project}/pyproject.toml: cannot import {name!r}: "
+                                    f"{type(exc).__name__}: {exc}{where}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,6 +122,8 @@ def _store_baselines_per_cpu_kind(config: pytest.Config) -> None:
     directory = root / baseline_kind(config.getoption("edgeopt_threads"))
     config.option.benchmark_storage = f"file://{directory}"
     relative = config.getoption("edgeopt_compare_relative")
+    if config.getoption("benchmark_compare"):
+        _check_stored_runs(directory)
     if (config.getoption("benchmark_compare") or relative) and not any(directory.glob("*/*.json")):
         # Hosted runners change CPU kind from job to job: no stored baseline is the common case, not an error.
         # The same-runner A/B gate (`edgeopt gate`) needs none; latency is comparable only on the same kind of CPU.
@@ -132,6 +143,18 @@ def _store_baselines_per_cpu_kind(config: pytest.Config) -> None:
         config.option.benchmark_compare_fail = None
         config.stash[_NOTES].append(message)
         config.issue_config_time_warning(pytest.PytestWarning(message), stacklevel=2)
+
+
+def _check_stored_runs(directory: Path) -> None:
+    """A damaged baseline is an error naming it: pytest-benchmark would skip it and compare an older run, or none."""
+    for path in sorted(directory.glob("*/*.json")):
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data.get("benchmarks"), list):
+                raise ValueError("no 'benchmarks' list")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise pytest.UsageError(f"latency baseline {path} is damaged ({str(exc)[:100]}); restore it "
+                                    f"(git checkout -- {path.name}) or remove it in a reviewed change") from None
 
 
 def runtime_versions() -> dict[str, str]:

@@ -14,7 +14,8 @@ import numpy as np
 from edgeopt import cache, metrics
 from edgeopt.artifact import Artifact
 from edgeopt.backends import backends_for, runner_class
-from edgeopt.data import Split, batches, load_split
+from edgeopt.backends import RunnerError
+from edgeopt.data import InvalidData, Split, batches, default_data_dir, load_split
 from edgeopt.machine import cpu_kind
 from edgeopt.models import ModelSpec, Weights, get_model
 from edgeopt.progress import progress
@@ -70,6 +71,11 @@ class Workbench:
         key = (spec.dataset.name, split)
         if key not in self._splits:
             self._splits[key] = load_split(spec.dataset, split, self.data_dir, self.cache_root)
+        classes = self._splits[key].classes
+        if len(classes) != spec.num_classes:
+            raise InvalidData(f"{spec.dataset.split_dir(split, self.data_dir or default_data_dir())} has "
+                              f"{len(classes)} class folders ({classes[0]} ... {classes[-1]}) but {model} predicts "
+                              f"{spec.num_classes} classes: labels would not match the outputs")
         return self._splits[key].subset(self.limit)
 
     def backends(self, model: str, variant: str) -> list[str]:
@@ -136,7 +142,7 @@ class Workbench:
             for x in progress(batches(images, spec.mean, spec.std, spec.eval_batch),
                               desc=f"{model}-{variant}-{backend}", total=len(steps)):
                 chunks.append(runner.run(x))
-        return np.concatenate(chunks)
+        return _valid_outputs(np.concatenate(chunks), spec, f"{model}-{variant} on {backend}")
 
     def reference(self, model: str) -> np.ndarray:
         return self.outputs(model, *REFERENCE)
@@ -205,3 +211,16 @@ class Workbench:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:  # a file object: np.save would append ".npy" to the temporary name
         np.save(fh, array, allow_pickle=False)
+
+
+def _valid_outputs(logits: np.ndarray, spec: ModelSpec, what: str) -> np.ndarray:
+    """Logits as the metrics need them, or a RunnerError naming what is wrong (Polygraphy's --validate: NaN, Inf)."""
+    if logits.ndim != 2 or logits.shape[1] != spec.num_classes:
+        raise RunnerError(f"{what}: outputs have shape {tuple(logits.shape)}, expected (images, {spec.num_classes}) "
+                          f"for {spec.num_classes} classes")
+    bad = ~np.isfinite(logits).all(axis=1)
+    if bad.any():
+        kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("Inf", np.isinf)) if f(logits).any())
+        raise RunnerError(f"{what}: outputs hold {kinds} for {int(bad.sum())} of {len(logits)} images "
+                          f"(first: image {int(np.argmax(bad))})")
+    return logits

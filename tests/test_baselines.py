@@ -54,9 +54,23 @@ def test_saved_runs_go_to_this_cpu_kinds_directory(bench_project):
 
 def test_compare_without_a_baseline_of_this_cpu_kind_warns_and_runs(bench_project):
     (bench_project.path / "base" / "other-cpu-avx2-1t" / "Linux").mkdir(parents=True)
+    (bench_project.path / "base" / "other-cpu-avx2-1t" / "Linux" / "0001_b.json").write_text('{"benchmarks": []}')
+    (bench_project.path / "base" / "empty-kind-1t").mkdir()  # a folder with no run is not listed as a baseline
     result = bench_project.runpytest("--edgeopt-baselines=base", "--benchmark-compare",
                                      "--benchmark-compare-fail=median:25%", "--benchmark-min-rounds=1",
                                      "--benchmark-max-time=0.01", "-p", "no:cacheprovider", "-p", "no:xdist")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*no latency baseline for this CPU kind*{baseline_kind(1)}*"
                                  "baselines exist for: other-cpu-avx2-1t*not compared*edgeopt gate*"])
+
+
+def test_a_damaged_baseline_is_an_error_naming_it_not_a_silent_older_compare(bench_project):
+    args = ["--edgeopt-baselines=base", "--benchmark-min-rounds=1", "--benchmark-max-time=0.01", "-p",
+            "no:cacheprovider", "-p", "no:xdist"]
+    bench_project.runpytest(*args, "--benchmark-save=one").assert_outcomes(passed=1)
+    bench_project.runpytest(*args, "--benchmark-save=two").assert_outcomes(passed=1)
+    newest = next((bench_project.path / "base" / baseline_kind(1)).glob("*/0002_two.json"))
+    newest.write_text(newest.read_text()[:200])  # truncated
+    result = bench_project.runpytest(*args, "--benchmark-compare", "--benchmark-compare-fail=median:25%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*latency baseline *0002_two.json is damaged*"])

@@ -27,7 +27,7 @@ def test_failed_build_leaves_nothing_and_keeps_existing_entries(tmp_path):
 
     with pytest.raises(RuntimeError, match="exporter crashed"):
         cache.get_or_create(tmp_path / "bad", broken)
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["good"]
+    assert sorted(p.name for p in tmp_path.iterdir() if ".lock" not in p.name) == ["good"]
 
 
 def test_digest_is_order_independent_and_content_sensitive():

@@ -184,3 +184,18 @@ def test_compare_relative_on_a_kind_without_baseline_checks_ratios_to_the_refere
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*user_net-fp32-torch slower relative to user_net-onnx_fp32-onnxruntime: * in "
                                  "other-kind-1t/0001_other.json*"])
+
+
+@pytest.mark.parametrize("pyproject, models, message", [
+    ('[tool.edgeopt]\nmodels = ["broken_models"]\nbudgets = "budgets.toml"\n', "x = 1\nraise ValueError('no GPU')\n",
+     "*cannot import 'broken_models': ValueError: no GPU (*broken_models.py:2)*"),
+    ('[tool.edgeopt]\nmodels = ["user_models"]\nbudget = "budgets.toml"\n', "",
+     "*unknown key(s) budget in ?tool.edgeopt?; known: models, budgets*"),
+])
+def test_a_broken_user_setting_is_one_usage_error(pytester, user_project, pyproject, models, message):
+    pytester.makepyprojecttoml(pyproject)
+    pytester.makepyfile(broken_models=models)
+    result = run_suite(pytester, "-k", "size")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "INTERNALERROR" not in result.stderr.str() + result.stdout.str()

@@ -8,9 +8,10 @@ import pytest
 
 from edgeopt.backends import RunnerError, RunnerUnavailable, RunnerUnsupported, backends_for
 from edgeopt.budgets import Budget
-from edgeopt.data import DataError
+from edgeopt.cache import CacheError
+from edgeopt.data import DataError, InvalidData
 from edgeopt.memory import MemoryProbeError
-from edgeopt.models import list_models, matches
+from edgeopt.models import WeightsError, list_models, matches
 from edgeopt.recipes import VARIANTS
 from edgeopt.recipes.base import RecipeError
 from edgeopt.workbench import REFERENCE, Workbench
@@ -63,6 +64,8 @@ def reported_errors():
     any other runtime or recipe failure -> one readable failure line."""
     try:
         yield
+    except (InvalidData, WeightsError, CacheError) as exc:
+        pytest.fail(str(exc), pytrace=False)
     except (DataError, RunnerUnavailable) as exc:
         pytest.skip(str(exc))
     except RunnerUnsupported as exc:
@@ -78,7 +81,8 @@ class Bench:
         self.case, self.wb, self.budget, self._drift, self._properties = case, workbench, budget, drift, properties
 
     def require_trained_weights(self) -> None:
-        weights = self.wb.weights(self.case.model)
+        with reported_errors():
+            weights = self.wb.weights(self.case.model)
         if not weights.pretrained:
             pytest.skip(f"{self.case.model}: accuracy needs trained weights: {weights.missing_reason}")
 
@@ -91,7 +95,8 @@ class Bench:
         """Agreement figures.  An approximate variant of a model without its trained weights is skipped before
         anything is evaluated: how a quantizer treats random weights says nothing, and evaluating them only to
         show ungated figures cost CI 18 CPU-minutes for MobileNetV2 (ImageNet) alone (measured at 3ea24e8)."""
-        weights = self.wb.weights(self.case.model)
+        with reported_errors():
+            weights = self.wb.weights(self.case.model)
         if not weights.pretrained and not VARIANTS[self.case.variant].lossless:
             pytest.skip(f"{self.case.id}: approximate variant on random weights ({weights.missing_reason}): "
                         "agreement not gated, so not measured (`edgeopt measure` measures it on request)")
