@@ -25,6 +25,14 @@ class TinyNet(nn.Module):
         return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
 
 
+@pytest.fixture(autouse=True)
+def _benchmark_on_in_inner_runs(request):
+    """pytest-benchmark turns itself off when PYTEST_XDIST_WORKER is set, and pytester's inner runs inherit it from
+    make test's xdist workers: a latency test of an inner run would pass without being timed."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("monkeypatch").delenv("PYTEST_XDIST_WORKER", raising=False)
+
+
 def quantized_conv_weights(artifact) -> list[np.ndarray]:
     """The integer weights of each quantized convolution of an ONNX artifact (the 4-D DequantizeLinear inputs)."""
     import onnx

@@ -32,9 +32,7 @@ def test_noop(benchmark):
 
 
 @pytest.fixture
-def bench_project(pytester, monkeypatch):
-    # pytest-benchmark turns itself off inside an xdist worker (make test runs tests/ on two).
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+def bench_project(pytester):
     pytester.makeconftest('pytest_plugins = ["edgeopt.pytest_plugin"]\n')
     pytester.makepyfile(test_bench=BENCH)
     return pytester

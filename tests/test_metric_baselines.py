@@ -71,7 +71,6 @@ def sha256s(root):
 
 @pytest.fixture
 def project(pytester, monkeypatch):
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # pytest-benchmark is off inside an xdist worker
     pytester.makeconftest('pytest_plugins = ["edgeopt.pytest_plugin"]\n')
     pytester.makepyfile(test_suite=PROJECT)
 
