@@ -81,13 +81,14 @@ def main() -> int:
     p.add_argument("--decisions", type=int, default=100, help="gate decisions per setting")
     p.add_argument("--plain-every", type=int, default=4)
     p.add_argument("--seconds-per-case", type=float, default=ab.Timing.seconds_per_case)
+    p.add_argument("--loads", type=int, default=ab.Timing.loads, help="loads of each case per side")
     p.add_argument("--slowdowns", default=",".join(f"{x:.2f}" for x in SETTINGS), help="fractions to inject")
     p.add_argument("--fresh-workers", action="store_true",
                    help="start both worker processes anew for every decision, as a real gate run does")
     p.add_argument("--out", default="docs/gate-measurement.json")
     args = p.parse_args()
     slowdowns = [float(x) for x in args.slowdowns.split(",")]
-    settings, timing = stats.GateSettings(), ab.Timing(seconds_per_case=args.seconds_per_case)
+    settings, timing = stats.GateSettings(), ab.Timing(seconds_per_case=args.seconds_per_case, loads=args.loads)
     data = str(Path(default_data_dir()).resolve())
     log_dir = Path(".edgeopt-cache") / "gate" / "measure"
     def spawn() -> list[ab.Worker]:
