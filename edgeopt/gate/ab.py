@@ -47,7 +47,37 @@ class Timing:
     min_rounds: int = 20
     max_rounds: int = 400
     reference_calls: int = 3
-    loads: int = 2                  # loads of each case per side, the rounds split between them
+    loads: int = 6                  # loads of each case per side, the rounds split between them
+
+
+def _no_aslr():
+    """A function for the child to call before exec: no address-space randomisation (LLVM's benchmarking advice).
+
+    Measured here (docs/gate.md): with a random layout per process the unchanged FP32 torch case's gate ratio had
+    sd 0.017 across runs, as each process pair kept its own steady offset; with a fixed layout, 0.006.  Resolved
+    in the parent, since a forked child of a threaded process must not load libraries.  None off Linux.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        personality = ctypes.CDLL(None, use_errno=True).personality
+    except (OSError, AttributeError):
+        return None
+    return lambda: personality(0x0040000)  # ADDR_NO_RANDOMIZE, as `setarch -R`
+
+
+def _layout_env(env: dict[str, str], argv: list[str], block: int = 4096) -> dict[str, str]:
+    """``env`` padded so that argv + environment fill a whole number of ``block`` bytes on the new process's stack.
+
+    The stack starts below them, so two sides whose paths differ in length (a worktree, a tox env) get the same
+    stack alignment, which otherwise moves a process's speed by itself (Mytkowicz et al., ASPLOS 2009).
+    """
+    env = {k: v for k, v in env.items() if k != "EDGEOPT_GATE_PAD"}
+    used = sum(len(k.encode()) + len(v.encode()) + 2 for k, v in env.items()) + sum(len(a.encode()) + 1 for a in argv)
+    used += len("EDGEOPT_GATE_PAD=".encode()) + 1 + len(argv[0].encode()) + 1  # the pad itself; exec's file name
+    return {**env, "EDGEOPT_GATE_PAD": "x" * (-used % block)}
 
 
 class Worker:
@@ -65,14 +95,20 @@ class Worker:
             env["EDGEOPT_CACHE"] = str(side.cache)
         if side.code:
             env["PYTHONPATH"] = os.pathsep.join([str(side.code), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        # malloc's large blocks on transparent huge pages: where 4 KiB pages fall in the caches changed from one load
+        # to the next (measured: the within-load spread of FP32 torch halved); a no-op where THP is off.
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1"]))
+        argv = [side.python, str(WORKER)]
+        env = _layout_env(env, argv)
         log_dir.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^\w.-]+", "_", side.label)  # a label may hold a path
         self.side, self.log = side, log_dir / f"worker-{safe}.log"
         self._log_fh = open(self.log, "ab")
         try:
-            self.proc = subprocess.Popen([side.python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self._log_fh, text=True, bufsize=1, env=env,
-                                         cwd=str(cwd or Path.cwd()))
+                                         cwd=str(cwd or Path.cwd()),
+                                         preexec_fn=_no_aslr())
         except OSError as exc:
             raise GateError(f"{side.label}: cannot start {side.python}: {exc}") from None
 
