@@ -25,12 +25,16 @@ setup: $(VENV)/.installed
 # latency cases alone, one at a time, so no other work shares the machine while they are timed. Their JSON
 # still carries the first phase's accuracy and agreement figures (read back from the cache). Both phases
 # always run; the target fails if either did.
+# Then `edgeopt report` turns the latency phase's JSON into REPORT/report.md, results.csv, charts and index.html.
 WORKERS ?= 2
+REPORT ?= edgeopt-report
 bench: $(VENV)/.installed
-	status=0; \
+	status=0; mkdir -p $(REPORT); \
 	$(PY) -m pytest benchmarks/ --ignore=benchmarks/test_latency.py --benchmark-disable -n $(WORKERS) \
 		--dist loadgroup --edgeopt-threads $(THREADS) $(PYTEST_ARGS) || status=$$?; \
-	$(PY) -m pytest benchmarks/test_latency.py --edgeopt-threads $(THREADS) $(PYTEST_ARGS) || status=$$?; \
+	$(PY) -m pytest benchmarks/test_latency.py --edgeopt-threads $(THREADS) --benchmark-json=$(REPORT)/results.json \
+		$(PYTEST_ARGS) || status=$$?; \
+	$(PY) -m edgeopt.cli report $(REPORT)/results.json --out $(REPORT) || status=$$?; \
 	exit $$status
 
 # Two workers; a fine-tune and the variants built on it stay on one worker (see edgeopt/suite/case.py: xdist_group).

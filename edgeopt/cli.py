@@ -137,11 +137,14 @@ def main(argv=None) -> int:
     from edgeopt.gate import cli as gate_cli
 
     gate_cli.add_parser(sub)
+    from edgeopt.report import cli as report_cli
+
+    report_cli.add_parser(sub)
     args = p.parse_args(argv)
     try:
         _import_user_modules(args.models_from)
         return {"models": cmd_models, "measure": cmd_measure, "finetune": cmd_finetune,
-                "gate": gate_cli.cmd_gate}[args.command](args)
+                "gate": gate_cli.cmd_gate, "report": report_cli.cmd_report}[args.command](args)
     except (KeyError, DataError, RunnerError, RecipeError, WeightsError, CacheError, ImportError, ValueError,
             gate_cli.ab.GateError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -129,7 +129,9 @@ class Bench:
         of this run measured (they run before the latency tests; see the plugin's collection order)."""
         m, v, b = self.case.model, self.case.variant, self.case.backend
         with reported_errors():
-            return {**self.wb.size(m, v), **self.wb.measured(m, v, b)}
+            # the budget travels with the figures, so a report from any machine can judge them (edgeopt report)
+            return {**self.wb.size(m, v), **self.wb.measured(m, v, b), "budget": dict(self.budget.limits),
+                    "budget_xfail": self.budget.xfail}
 
     def assert_within_budget(self, measurement: dict) -> None:
         """Records every figure (the test's user properties: JUnit XML, the metric baselines), then checks the
