@@ -8,6 +8,7 @@ calling :func:`edgeopt.models.register_model`, or by an ``edgeopt.models`` entry
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import sys
@@ -216,6 +217,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         session.config.pluginmanager.register(_Recorder(baselines), "edgeopt-metric-recorder")
 
 
+def _atomic_save(storage, output_json: dict, save: str) -> None:
+    """pytest-benchmark's FileStorage.save, but written beside the target and renamed into place: a run killed
+    mid-write leaves a hidden ``.NNNN_name.json.tmp`` (never matched by its ``NNNN_*`` glob), not a half baseline."""
+    import os
+
+    from pytest_benchmark.utils import safe_dumps
+
+    target = storage.get(f"{storage._next_num}_{save}.json")
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    storage.logger.info(f"Saved benchmark data in: {target}")
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     """Nothing saved by a failing or interrupted run: pytest-benchmark saves in its own sessionfinish wrapper,
@@ -226,6 +244,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     if failed and bs is not None and (bs.save or bs.autosave):
         bs.save = bs.autosave = None
         config.stash[_NOTES].append("latency baseline NOT saved: the run did not pass")
+    elif bs is not None and (bs.save or bs.autosave) and hasattr(bs.storage, "_next_num"):
+        bs.storage.save = functools.partial(_atomic_save, bs.storage)
     baselines = config.stash.get(_METRICS, None)
     if config.getoption("edgeopt_update_baselines") and baselines is not None and not hasattr(config, "workerinput"):
         if failed:

@@ -72,3 +72,40 @@ def test_a_damaged_baseline_is_an_error_naming_it_not_a_silent_older_compare(ben
     result = bench_project.runpytest(*args, "--benchmark-compare", "--benchmark-compare-fail=median:25%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*latency baseline *0002_two.json is damaged*"])
+
+
+KILLER = """
+import os, signal
+import pytest_benchmark.utils
+
+pytest_plugins = ["edgeopt.pytest_plugin"]
+real_dumps, real_replace = pytest_benchmark.utils.safe_dumps, os.replace
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if os.environ.get("KILL_AT") == "serialise":
+    pytest_benchmark.utils.safe_dumps = killed
+elif os.environ.get("KILL_AT") == "rename":
+    os.replace = lambda src, dst: killed() if str(dst).endswith(".json") else real_replace(src, dst)
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["serialise", "rename"])
+def test_a_run_killed_while_saving_its_baseline_leaves_every_stored_baseline_whole(pytester, monkeypatch, kill_at):
+    import hashlib
+
+    pytester.makeconftest(KILLER)
+    pytester.makepyfile(test_bench=BENCH)
+    args = ["--edgeopt-baselines=base", "--benchmark-min-rounds=1", "--benchmark-max-time=0.01", "-p",
+            "no:cacheprovider", "-p", "no:xdist"]
+    pytester.runpytest_subprocess(*args, "--benchmark-save=one").assert_outcomes(passed=1)
+    stored = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (pytester.path / "base").rglob("*.json")}
+    monkeypatch.setenv("KILL_AT", kill_at)
+    assert pytester.runpytest_subprocess(*args, "--benchmark-save=two").ret == -9  # SIGKILL mid-save
+    monkeypatch.delenv("KILL_AT")
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (pytester.path / "base").rglob("*.json")}
+    assert after == stored  # nothing new under a baseline's name, nothing old changed
+    result = pytester.runpytest_subprocess(*args, "--benchmark-compare", "--benchmark-compare-fail=median:500%")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_noop (0001_one)*"])  # the whole older baseline, not a half newer one

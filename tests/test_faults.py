@@ -78,3 +78,37 @@ def test_an_unusable_cache_folder_is_one_clear_error(tmp_path):
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(cache.CacheError, match="not-a-folder/artifacts is not usable .*set EDGEOPT_CACHE"):
         cache.get_or_create(blocker / "artifacts" / "entry", _build_dir([]))
+
+
+def _read_only_mounts_work(tmp_path) -> bool:
+    """A real read-only file system needs a mount namespace (root, or unprivileged user namespaces)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    cmd = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", f"mount -t tmpfs -o ro tmpfs {probe}"]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def test_a_cache_on_a_read_only_file_system_is_one_clear_error(tmp_path):
+    from tests.conftest import write_image_folder
+    from tests.test_user_project import USER_MODELS
+
+    if not _read_only_mounts_work(tmp_path):
+        pytest.skip("no mount namespace here (unshare --user --mount refused): cannot mount a read-only file system")
+    (tmp_path / "user_models.py").write_text(USER_MODELS)
+    write_image_folder(tmp_path / "data" / "userdata" / "test", per_class=2, seed=3)
+    write_image_folder(tmp_path / "data" / "userdata" / "train", per_class=2, seed=4)
+    env = {**os.environ, "EDGEOPT_CACHE": str(tmp_path / "ro-cache"), "PYTHONPATH": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", "import torch, user_models; torch.save(user_models.UserNet().state_dict(), "
+                    "'user_net.pt')"], cwd=tmp_path, env=env, check=True)
+    (tmp_path / "ro-cache").mkdir()
+    measure = (f"{sys.executable} -m edgeopt.cli --models-from user_models measure user_net onnx_fp32 onnxruntime "
+               f"--data {tmp_path / 'data'} --limit 4")
+    run = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                          f"mount -t tmpfs -o ro tmpfs {tmp_path / 'ro-cache'} && exec {measure}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr[-2000:]
+    assert "ro-cache" in run.stderr and "Read-only file system" in run.stderr and "EDGEOPT_CACHE" in run.stderr
