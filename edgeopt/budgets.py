@@ -56,6 +56,10 @@ _XFAIL_KEYS = ("xfail", "backends", "tests", "variants", "cpu_without", "cpu_wit
 _ENTRY_KEYS = {*_XFAIL_KEYS, "models", "measured", "name", "like"}
 _META_KEYS = {*_XFAIL_KEYS, "note", "xfails", "skip", "skip_cpu_without", "models"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
+#: The metrics each concern test measures (and so the limits it checks); latency is held to no limit.
+CONCERN_METRICS = {"accuracy": ("top1", "top1_drop"), "agreement": ("top1_agreement", "max_abs_error", "sqnr_db"),
+                   "size": ("size_bytes", "size_ratio", "compressed_ratio", "macs", "sparsity", "macs_ratio"),
+                   "memory": ("peak_rss_mb", "model_rss_mb")}
 
 
 class BudgetError(ValueError):

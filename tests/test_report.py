@@ -111,3 +111,14 @@ def test_the_html_page_renders_its_tables_and_charts_in_a_headless_browser(resul
     assert body, dom[:500]
     cases = len(json.loads(results_json.read_text())["benchmarks"])
     assert (int(body[1]), int(body[2]), body[3]) == (len(list((out / "charts").glob("*.png"))), cases, "ascending")
+
+
+@pytest.mark.parametrize("xfails, verdict", [({"agreement": "known"}, "xfail"), ({}, "over: top1_agreement"),
+                                             ({"size": "known"}, "over: top1_agreement"), (None, "over: ")])
+def test_a_broken_limit_is_xfail_only_where_its_own_concern_expects_the_miss(xfails, verdict):
+    from edgeopt.report.results import _verdict
+
+    extra = {"budget": {"top1_agreement_min": 0.97, "size_ratio_max": 0.3}, "top1_agreement": 0.95,
+             "size_ratio": 0.26, "budget_xfails": xfails}
+    assert _verdict(extra).startswith(verdict)
+    assert _verdict({**extra, "top1_agreement": 0.99}) == "ok"

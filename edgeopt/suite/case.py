@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from edgeopt.backends import RunnerError, RunnerUnavailable, RunnerUnsupported, backends_for
-from edgeopt.budgets import Budget
+from edgeopt.budgets import CONCERN_METRICS, Budget
 from edgeopt.cache import CacheError
 from edgeopt.data import DataError, InvalidData
 from edgeopt.memory import MemoryProbeError
@@ -77,8 +77,9 @@ def reported_errors():
 class Bench:
     """One case's measurements and budget, as the concern tests use them."""
 
-    def __init__(self, case: Case, workbench: Workbench, budget: Budget, drift, properties: list):
+    def __init__(self, case: Case, workbench: Workbench, budget: Budget, drift, properties: list, budget_of=None):
         self.case, self.wb, self.budget, self._drift, self._properties = case, workbench, budget, drift, properties
+        self._budget_of = budget_of  # concern -> this case's Budget for that concern (the report's verdicts)
 
     def require_trained_weights(self) -> None:
         with reported_errors():
@@ -130,8 +131,9 @@ class Bench:
         m, v, b = self.case.model, self.case.variant, self.case.backend
         with reported_errors():
             # the budget travels with the figures, so a report from any machine can judge them (edgeopt report)
+            xfails = {c: r for c in CONCERN_METRICS if self._budget_of and (r := self._budget_of(c).xfail)}
             return {**self.wb.size(m, v), **self.wb.measured(m, v, b), "budget": dict(self.budget.limits),
-                    "budget_xfail": self.budget.xfail}
+                    "budget_xfail": self.budget.xfail, "budget_xfails": xfails}
 
     def assert_within_budget(self, measurement: dict) -> None:
         """Records every figure (the test's user properties: JUnit XML, the metric baselines), then checks the

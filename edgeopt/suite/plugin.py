@@ -135,9 +135,12 @@ def workbench(pytestconfig: pytest.Config) -> Workbench:
 @pytest.fixture
 def bench(request: pytest.FixtureRequest, case: Case, workbench: Workbench) -> Bench:
     config = request.config
-    budget = config.stash[_BUDGETS].for_(case.model, case.variant, case.backend, _concern(request.node))
-    return Bench(case, workbench, budget, lambda case_id, measured: metric_drift(config, case_id, measured),
-                 request.node.user_properties)
+    def budget_of(concern: str | None):
+        return config.stash[_BUDGETS].for_(case.model, case.variant, case.backend, concern)
+
+    return Bench(case, workbench, budget_of(_concern(request.node)),
+                 lambda case_id, measured: metric_drift(config, case_id, measured), request.node.user_properties,
+                 budget_of)
 
 
 def _latency_cases(session: pytest.Session, model: str | None = None) -> list[Case]:
