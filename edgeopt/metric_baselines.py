@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgeopt.atomic import write_atomically
 
 PORTABLE = "portable"
 _INF = ("inf", "-inf")
@@ -69,15 +70,10 @@ def _load(path: Path) -> dict[str, dict[str, float]]:
 
 def _write_atomically(path: Path, cases: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        # Strict JSON: a lossless variant's infinite SQNR is written as the string "inf".
-        plain = {case: {k: str(v) if isinstance(v, float) and math.isinf(v) else v for k, v in figures.items()}
-                 for case, figures in cases.items()}
-        tmp.write_text(json.dumps({"cases": plain}, indent=1, sort_keys=True, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Strict JSON: a lossless variant's infinite SQNR is written as the string "inf".
+    plain = {case: {k: str(v) if isinstance(v, float) and math.isinf(v) else v for k, v in figures.items()}
+             for case, figures in cases.items()}
+    write_atomically(path, json.dumps({"cases": plain}, indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 def _fmt(value: float) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeopt.atomic import write_atomically
 from edgeopt.machine import cpu_info, cpu_kind, notable_flags
 from edgeopt.metric_baselines import MetricBaselineError, MetricBaselines
 
@@ -218,19 +219,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _atomic_save(storage, output_json: dict, save: str) -> None:
-    """pytest-benchmark's FileStorage.save, but written beside the target and renamed into place: a run killed
-    mid-write leaves a hidden ``.NNNN_name.json.tmp`` (never matched by its ``NNNN_*`` glob), not a half baseline."""
-    import os
-
+    """pytest-benchmark's FileStorage.save, but written atomically: a run killed mid-write leaves at most a hidden
+    temporary file (never matched by its ``NNNN_*`` glob), not a half baseline."""
     from pytest_benchmark.utils import safe_dumps
 
     target = storage.get(f"{storage._next_num}_{save}.json")
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    write_atomically(target, safe_dumps(output_json, ensure_ascii=True, indent=4), fsync=True)
     storage.logger.info(f"Saved benchmark data in: {target}")
 
 

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from edgeopt.atomic import write_atomically
 from edgeopt.gate import ab, stats
 from edgeopt.gate.markdown import summary
 
@@ -60,9 +61,7 @@ def write_outputs(verdict: dict, out: Path) -> tuple[Path, Path]:
     md = summary(verdict, limit=GITHUB_SUMMARY_LIMIT - 1024)
     paths = out / "verdict.json", out / "summary.md"
     for path, text in zip(paths, (json.dumps(verdict, indent=1, allow_nan=False), md)):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomically(path, text)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as fh:
             fh.write(md + "\n")

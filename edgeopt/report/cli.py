@@ -1,10 +1,9 @@
 """``edgeopt report RESULTS.json [MORE.json ...] [--out DIR]``: report.md, results.csv, charts, index.html."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from edgeopt.atomic import write_atomically
 from edgeopt.report import html, tables
 from edgeopt.report.results import ReportError, load_all
 
@@ -14,17 +13,6 @@ def add_parser(sub) -> None:
     r.add_argument("results", nargs="+", help="pytest-benchmark JSON written by the suite (any machine or env)")
     r.add_argument("--out", default="edgeopt-report", help="folder to write into (default: %(default)s)")
     r.add_argument("--no-charts", action="store_true", help="tables only (no matplotlib needed)")
-
-
-def _write(path: Path, data: str | bytes) -> None:
-    """Atomically: a failed run never leaves a half-written report over a good one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from the rest of a team's CI
-    os.replace(tmp, path)
 
 
 def build(paths: list[str], out: Path, charts: bool = True) -> list[Path]:
@@ -48,7 +36,7 @@ def build(paths: list[str], out: Path, charts: bool = True) -> list[Path]:
     written = []
     for name, data in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
-        _write(out / name, data)
+        write_atomically(out / name, data)  # a failed run never leaves a half-written report over a good one
         written.append(out / name)
     return written
 
