@@ -109,6 +109,14 @@ def test_missing_data_skips_with_the_path_and_layout(pytester, user_project):
     result.stdout.fnmatch_lines(["*data folder not found: *nowhere/userdata/test; expected an ImageFolder tree*"])
 
 
+def test_a_run_whose_every_case_skipped_fails_naming_the_reason(pytester, user_project):
+    result = run_suite(pytester, "--edgeopt-data", str(pytester.path / "nowhere"), "-k", "accuracy")
+    result.assert_outcomes(skipped=5)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*edgeopt: nothing measured*",
+                                 "*all 5 suite cases skipped, nothing was measured; most often (5x): data folder not found*"])
+
+
 def test_unknown_budget_key_is_a_usage_error(pytester, user_project):
     bad = pytester.path / "bad.toml"
     bad.write_text("[defaults]\ntop_1_min = 0.9\n")

@@ -88,6 +88,9 @@ def load(path: str | Path) -> Run:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file; pytest-benchmark writes it only when a latency case ran, so a run "
+                          "whose latency cases all skipped (see its skip reasons) or were deselected leaves none") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path}: cannot read: {exc}") from None
     if not text.strip():

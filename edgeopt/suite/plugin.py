@@ -23,7 +23,7 @@ from edgeopt.pytest_plugin import metric_drift, tool_config
 from edgeopt.recipes import VARIANTS
 from edgeopt.suite import gate
 from edgeopt.suite.case import Bench, Case, all_cases, reported_errors, xdist_group
-from edgeopt.suite.reports import CapabilityMatrix, latency_table
+from edgeopt.suite.reports import CapabilityMatrix, latency_table, measured_nothing
 from edgeopt.workbench import Workbench
 
 _BUDGETS = pytest.StashKey["Budgets | None"]()
@@ -218,7 +218,16 @@ def latency_medians(pytestconfig: pytest.Config) -> dict:
     return pytestconfig.stash.setdefault(_LATENCY, {})
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _MATRIX in session.config.stash and exitstatus == 0 and measured_nothing(session.config.stash[_MATRIX]):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if _MATRIX in config.stash and (why := measured_nothing(config.stash[_MATRIX])):
+        terminalreporter.section("edgeopt: nothing measured", red=True)
+        terminalreporter.write_line(why)
     if config.stash.get(_LATENCY, None):
         latency_table(terminalreporter, config.stash[_LATENCY])
     if _MATRIX in config.stash:

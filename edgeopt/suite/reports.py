@@ -27,8 +27,17 @@ class CapabilityMatrix:
 
     def __init__(self):
         self.outcomes: dict[tuple[str, str], str] = {}
+        self.ran = 0  # suite cases that measured something (passed, failed or xfailed)
+        self.skips: dict[str, int] = {}  # skip reason -> suite cases skipped with it
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "edgeopt_concern", None) and (report.when == "call" or report.outcome != "passed"):
+            if report.skipped and not hasattr(report, "wasxfail"):
+                reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+                reason = reason.removeprefix("Skipped: ")
+                self.skips[reason] = self.skips.get(reason, 0) + 1
+            elif report.when == "call" or report.failed:
+                self.ran += 1
         if getattr(report, "edgeopt_concern", None) != "accuracy" or not getattr(report, "edgeopt_backend", None):
             return
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -47,3 +56,12 @@ class CapabilityMatrix:
         tr.write_line(" " * width + "".join(f"{c:>{cell}}" for c in cols))
         for r in rows:
             tr.write_line(f"{r:<{width}}" + "".join(f"{self.outcomes.get((r, c), '-'):>{cell}}" for c in cols))
+
+
+def measured_nothing(matrix: CapabilityMatrix) -> str | None:
+    """Why a run whose every suite case skipped measured nothing (a green run of skips must not pass a gate)."""
+    if matrix.ran or not matrix.skips:
+        return None
+    reason, n = max(matrix.skips.items(), key=lambda kv: kv[1])
+    return (f"edgeopt: all {sum(matrix.skips.values())} suite cases skipped, nothing was measured; "
+            f"most often ({n}x): {reason}")
