@@ -7,6 +7,7 @@ passes is the suite's job.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -111,19 +112,21 @@ class Workbench:
         return self.reuse_outputs and self._outputs_path(model, variant, backend).is_file()
 
     def outputs_key(self, model: str, variant: str, backend: str) -> str:
-        """Everything the logits depend on: the artifact's bytes, the runtime and its version, the kind of
-        CPU (INT8 kernels with and without VNNI round differently), the thread count, the evaluation images,
-        their preprocessing and batching, and edgeopt's own code."""
-        spec, artifact = self.spec(model), self.artifact(model, variant)
+        """Everything the logits depend on: what :meth:`_run_inputs` names, the evaluation images, their
+        preprocessing and batching."""
+        spec = self.spec(model)
+        return cache.digest({**self._run_inputs(model, variant, backend), "images": self._images_digest(model),
+                             "mean": spec.mean, "std": spec.std, "batch": spec.eval_batch})
+
+    def _run_inputs(self, model: str, variant: str, backend: str) -> dict:
+        """What any run of an artifact depends on: its bytes, the runtime and its version, the kind of CPU (INT8
+        kernels with and without VNNI round differently), the thread count and edgeopt's own code."""
+        artifact = self.artifact(model, variant)
         if artifact.path not in self._file_digests:
             self._file_digests[artifact.path] = cache.file_sha256(artifact.path)
-        return cache.digest({
-            "artifact": artifact.key, "artifact_sha256": self._file_digests[artifact.path],
-            "backend": backend, "runtime": runner_class(backend).describe(), "cpu": cpu_kind(),
-            "threads": self.threads,
-            "images": self._images_digest(model), "mean": spec.mean, "std": spec.std, "batch": spec.eval_batch,
-            "edgeopt": cache.source_digest(Path(__file__).parent, exclude=DECIDING_CODE),
-        })
+        return {"artifact": artifact.key, "artifact_sha256": self._file_digests[artifact.path], "backend": backend,
+                "runtime": runner_class(backend).describe(), "cpu": cpu_kind(), "threads": self.threads,
+                "edgeopt": cache.source_digest(Path(__file__).parent, exclude=DECIDING_CODE)}
 
     def _images_digest(self, model: str) -> str:
         """sha256 of the decoded evaluation images (pixels, not file names), once per dataset."""
@@ -188,13 +191,29 @@ class Workbench:
         return self._macs[model]
 
     def memory(self, model: str, variant: str, backend: str) -> dict:
+        """Peak RSS of the artifact on ``backend`` (a fresh probe process); kept in the cache like the logits, so
+        a warm run and make bench's latency phase read it back instead of probing again."""
         from edgeopt.memory import peak_rss
 
         key = (model, variant, backend)
         if key not in self._memory:
             shape = (1, *self.spec(model).input_size)
-            self._memory[key] = peak_rss(self.artifact(model, variant), backend, self.threads, shape)
+
+            def probe() -> dict:
+                return peak_rss(self.artifact(model, variant), backend, self.threads, shape)
+
+            if not self.reuse_outputs:
+                self._memory[key] = probe()
+            else:
+                path = self._memory_path(model, variant, backend)
+                cache.get_or_create(path, lambda tmp: tmp.write_text(json.dumps(probe()), encoding="utf-8"))
+                self._memory[key] = json.loads(path.read_text(encoding="utf-8"))
         return self._memory[key]
+
+    def _memory_path(self, model: str, variant: str, backend: str) -> Path:
+        shape = (1, *self.spec(model).input_size)
+        key = cache.digest({**self._run_inputs(model, variant, backend), "shape": shape})
+        return (self.cache_root or cache.cache_dir()) / "memory" / f"{model}-{variant}-{backend}-{key[:20]}.json"
 
     def measured(self, model: str, variant: str, backend: str) -> dict:
         """The accuracy, agreement and memory figures of this case that were already measured (no new runs; logits
@@ -204,7 +223,9 @@ class Workbench:
             if self.weights(model).pretrained:
                 out.update(self.accuracy(model, variant, backend))
             out.update(self.agreement(model, variant, backend))
-        out.update(self._memory.get((model, variant, backend), {}))
+        if (model, variant, backend) in self._memory or (
+                self.reuse_outputs and self._memory_path(model, variant, backend).is_file()):
+            out.update(self.memory(model, variant, backend))
         return out
 
 

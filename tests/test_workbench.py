@@ -83,3 +83,14 @@ def test_measured_reads_figures_an_earlier_run_left_without_evaluating(tiny_mode
     later = Workbench(data_dir=data_dir)
     assert later.measured("tiny_test", "onnx_fp32", "onnxruntime") == expected
     assert Workbench(data_dir=data_dir, reuse_outputs=False).measured("tiny_test", "onnx_fp32", "onnxruntime") == {}
+
+
+def test_peak_memory_is_probed_once_per_identical_inputs(tiny_model, data_dir, isolated_cache, monkeypatch):
+    """A warm run and make bench's latency phase read the first probe's figures back (in measured() too)."""
+    first = Workbench(data_dir=data_dir).memory("tiny_test", "onnx_fp32", "onnxruntime")
+    assert first["peak_rss_mb"] > 0
+    monkeypatch.setattr("edgeopt.memory.peak_rss", lambda *a, **k: pytest.fail("probed again"))
+    assert Workbench(data_dir=data_dir).memory("tiny_test", "onnx_fp32", "onnxruntime") == first
+    assert Workbench(data_dir=data_dir).measured("tiny_test", "onnx_fp32", "onnxruntime")["peak_rss_mb"] == first["peak_rss_mb"]
+    with pytest.raises(pytest.fail.Exception, match="probed again"):  # another thread count is another measurement
+        Workbench(data_dir=data_dir, threads=2).memory("tiny_test", "onnx_fp32", "onnxruntime")
