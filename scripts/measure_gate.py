@@ -9,7 +9,7 @@ one side right after the other: the best case for a stored baseline) and applies
     .venv/bin/python scripts/measure_gate.py --decisions 100 --out docs/gate-measurement.json
 
 Writes every decision (verdicts, ratios, plain medians) and the summary rates to --out; prints the summary.
-`measure_gate.py --table [FILE]` prints README.md's table of rates from a measurement file.
+`measure_gate.py --table [FILE]` prints docs/gate.md's table of rates from a measurement file.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _pct(k: int, n: int) -> str:
 
 
 def table(path: str) -> str:
-    """The README's table of measured rates, generated from a measurement file (figures are never typed in)."""
+    """The table of measured rates in docs/gate.md, generated from a measurement file (figures are never typed in)."""
     m = json.loads(Path(path).read_text())
     s = m["summary"]
     rows = ["| injected slowdown | `edgeopt gate`: cases flagged slower | gate runs with any case flagged | "
