@@ -24,6 +24,7 @@ from edgeopt.data import load_split, normalize, split_files
 from edgeopt.models import ModelSpec, Weights
 from edgeopt.recipes.base import Recipe, RecipeError, build_code, build_into
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
+from edgeopt.recipes.lowbit import LowBit
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
 from edgeopt.recipes.pt2e import TorchInt8Pt2e
 from edgeopt.recipes import trained

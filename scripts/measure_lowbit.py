@@ -1,0 +1,56 @@
+"""Low-bit configurations (edgeopt/recipes/lowbit.py) on trained models: whole-split top-1, agreement with FP32,
+BitOps and weight memory as ratios of FP32, bits per layer; written to docs/measurements/lowbit.json.
+
+    EDGEOPT_DATA=../shared/data .venv/bin/python scripts/measure_lowbit.py simple_cnn cifar_resnet
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt import metrics
+from edgeopt.atomic import write_atomically
+from edgeopt.backends import runner_class
+from edgeopt.data import batches
+from edgeopt.machine import cpu_kind
+from edgeopt.recipes import build
+from edgeopt.recipes.lowbit import LowBit
+from edgeopt.workbench import Workbench
+
+CONFIGS = (LowBit(), LowBit(name="lowbit_w4a8", weight_bits=4), LowBit(name="lowbit_w4a4", weight_bits=4, act_bits=4),
+           LowBit(name="lowbit_w2a8", weight_bits=2), LowBit(name="lowbit_position", weight_bits=4, schedule="position"))
+OUT = Path(__file__).resolve().parent.parent / "docs" / "measurements" / "lowbit.json"
+
+
+def measure(wb: Workbench, model: str) -> list[dict]:
+    spec, split = wb.spec(model), wb.split(model)
+    ref = wb.reference(model)
+    rows = [{"model": model, "config": "fp32", "top1": metrics.top1(ref, split.labels)}]
+    for recipe in CONFIGS:
+        art = build(spec, recipe, wb.weights(model), wb.cache_root, wb.data_dir)
+        with runner_class("torchscript")(art, threads=wb.threads) as runner:
+            out = np.concatenate([runner.run(x) for x in batches(split.images, spec.mean, spec.std, spec.eval_batch)])
+        rows.append({"model": model, "config": recipe.name, "top1": metrics.top1(out, split.labels),
+                     "top1_agreement": metrics.top1_agreement(ref, out), "bitops_ratio": art.meta["bitops_ratio"],
+                     "weight_memory_ratio": art.meta["weight_memory_ratio"],
+                     "weight_bits": [lay["weight_bits"] for lay in art.meta["layers"]], "simulated": True})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main(models: list[str]) -> int:
+    if not models:
+        print(__doc__, file=sys.stderr)
+        return 2
+    wb = Workbench()
+    rows = [r for m in models for r in measure(wb, m)]
+    write_atomically(OUT, json.dumps({"cpu_kind": cpu_kind(), "threads": 1, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
