@@ -48,6 +48,8 @@ TOLERANCES = {
     "sqnr_db": Tolerance(higher_is_better=True, absolute=0.5),
     "size_bytes": Tolerance(higher_is_better=False, relative=0.01, portable=True),
     "macs": Tolerance(higher_is_better=False, portable=True),
+    "bitops_ratio": Tolerance(higher_is_better=False, portable=True),  # bit plans are exact: any growth is a change
+    "weight_memory_ratio": Tolerance(higher_is_better=False, portable=True),
 }
 
 

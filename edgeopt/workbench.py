@@ -176,8 +176,9 @@ class Workbench:
         out = {"size_bytes": size, "size_ratio": size / ref, "compressed_bytes": packed,
                "compressed_ratio": packed / ref_packed}
         meta = self.artifact(model, variant).meta
-        if "sparsity" in meta:
-            out["sparsity"] = meta["sparsity"]
+        out.update({k: meta[k] for k in ("sparsity", *_LOWBIT_META) if k in meta})
+        if "layers" in meta and "bitops" in meta:  # low-bit: bits per layer, figures simulated (no 2-6 bit kernels)
+            out["weight_bits"] = [layer["weight_bits"] for layer in meta["layers"]]
         # A recipe that changes the architecture (structured pruning) records the MACs it left; the
         # variants built on it (its ONNX export, INT8) inherit them.
         out["macs"] = next((m for r in get_variant(variant).lineage() if (m := self._meta(model, r).get("macs"))),
@@ -227,6 +228,9 @@ class Workbench:
                 self.reuse_outputs and self._memory_path(model, variant, backend).is_file()):
             out.update(self.memory(model, variant, backend))
         return out
+
+
+_LOWBIT_META = ("bitops", "bitops_ratio", "weight_memory_bits", "weight_memory_ratio", "simulated")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

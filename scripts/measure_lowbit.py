@@ -16,12 +16,10 @@ from edgeopt.atomic import write_atomically
 from edgeopt.backends import runner_class
 from edgeopt.data import batches
 from edgeopt.machine import cpu_kind
-from edgeopt.recipes import build
-from edgeopt.recipes.lowbit import LowBit
+from edgeopt.recipes import VARIANTS, build
 from edgeopt.workbench import Workbench
 
-CONFIGS = (LowBit(), LowBit(name="lowbit_w4a8", weight_bits=4), LowBit(name="lowbit_w4a4", weight_bits=4, act_bits=4),
-           LowBit(name="lowbit_w2a8", weight_bits=2), LowBit(name="lowbit_position", weight_bits=4, schedule="position"))
+CONFIGS = tuple(r for name, r in VARIANTS.items() if name.startswith("lowbit_"))
 OUT = Path(__file__).resolve().parent.parent / "docs" / "measurements" / "lowbit.json"
 
 

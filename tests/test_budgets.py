@@ -106,6 +106,17 @@ def test_skip_leaves_one_model_variant_out_with_its_reason(tmp_path):
         Budgets.load(path)
 
 
+def test_a_family_naming_models_skips_them_but_holds_no_xfail(tmp_path):
+    path = tmp_path / "budgets.toml"
+    path.write_text('[family.lb]\nmodels = ["rand*"]\nvariants = ["lowbit_*"]\nskip = "random weights"\n')
+    b = Budgets.load(path)
+    assert b.for_("random_net", "lowbit_w4a8", "torchscript", "accuracy").skip == "random weights"
+    assert b.for_("trained_net", "lowbit_w4a8", "torchscript", "accuracy").skip is None
+    path.write_text('[family.lb]\nvariants = ["lowbit_*"]\nxfail = "r"\n')
+    with pytest.raises(BudgetError, match="known failures go in"):
+        Budgets.load(path)
+
+
 def test_model_xfail_scoped_by_variants(tmp_path):
     path = tmp_path / "budgets.toml"
     path.write_text('''

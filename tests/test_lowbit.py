@@ -83,3 +83,14 @@ def test_the_artifact_runs_on_torchscript_and_tracks_fp32_at_8_bits(tiny_model, 
             outs[bits] = runner.run(x)
     err8, err2 = (np.abs(outs[b] - ref).max() for b in (8, 2))
     assert err8 < 0.05 * np.abs(ref).max() and err2 > err8  # 8 bits close to FP32; 2 bits visibly not
+
+
+def test_the_size_concern_carries_bitops_and_weight_memory_from_the_build(tiny_model, data_dir):
+    from edgeopt.workbench import Workbench
+
+    wb = Workbench(data_dir=data_dir)
+    w8, w4 = (wb.size("tiny_test", v) for v in ("lowbit_w8a8", "lowbit_w4a8"))
+    assert w8["simulated"] and w8["bitops_ratio"] == pytest.approx(8 * 8 / 32 ** 2)
+    assert w8["weight_memory_ratio"] < 0.3 and w8["bitops"] == wb.macs("tiny_test") * 64
+    assert w4["weight_bits"] == [8, 8] and w4["bitops"] == w8["bitops"]  # the tiny net is all first and last layer
+    assert "bitops_ratio" not in wb.size("tiny_test", "torchscript")

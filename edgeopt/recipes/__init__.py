@@ -67,6 +67,12 @@ VARIANTS: dict[str, Recipe] = {
     # The same stack with 7-bit weights, exact on x86 CPUs without VNNI (see ort_int8_static_reduce_range).
     "prune_structured_int8_reduce_range": OrtStaticInt8(name="prune_structured_int8_reduce_range",
                                                         base=_STRUCTURED_ONNX, reduce_range=True),
+    # Low-bit, simulated with fake quantization (edgeopt/recipes/lowbit.py): the first and last layer at 8 bits.
+    "lowbit_w8a8": LowBit(),
+    "lowbit_w4a8": LowBit(name="lowbit_w4a8", weight_bits=4),
+    "lowbit_w4a4": LowBit(name="lowbit_w4a4", weight_bits=4, act_bits=4),
+    "lowbit_w2a8": LowBit(name="lowbit_w2a8", weight_bits=2),
+    "lowbit_position": LowBit(name="lowbit_position", weight_bits=4, schedule="position"),
 }
 for _name, _recipe in VARIANTS.items():
     assert _recipe.name == _name, f"variant {_name!r} has recipe named {_recipe.name!r}"
