@@ -17,9 +17,12 @@ from edgeopt.backends import runner_class
 from edgeopt.data import batches
 from edgeopt.machine import cpu_kind
 from edgeopt.recipes import VARIANTS, build
+from edgeopt.recipes.lowbit import LowBit
 from edgeopt.workbench import Workbench
 
-CONFIGS = tuple(r for name, r in VARIANTS.items() if name.startswith("lowbit_"))
+CONFIGS = (*(r for name, r in VARIANTS.items() if name.startswith("lowbit_")),
+           LowBit(name="lowbit_mixed", weight_bits=4, schedule="sensitivity", budget="position"),
+           LowBit(name="lowbit_mixed_w4a8", weight_bits=4, schedule="sensitivity", budget="fixed"))
 OUT = Path(__file__).resolve().parent.parent / "docs" / "measurements" / "lowbit.json"
 
 
@@ -44,7 +47,8 @@ def main(models: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     wb = Workbench()
-    rows = [r for m in models for r in measure(wb, m)]
+    kept = [r for r in json.loads(OUT.read_text())["rows"] if r["model"] not in models] if OUT.is_file() else []
+    rows = kept + [r for m in models for r in measure(wb, m)]
     write_atomically(OUT, json.dumps({"cpu_kind": cpu_kind(), "threads": 1, "rows": rows}, indent=1) + "\n")
     print(f"wrote {OUT}")
     return 0

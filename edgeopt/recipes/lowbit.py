@@ -9,7 +9,9 @@ at ``edge_bits`` (HAWQ-V3's practice).  ``schedule`` picks the other layers' wei
 
 - ``fixed``: every layer at ``weight_bits``;
 - ``position``: the reference project's adaptive precision, bits falling linearly with depth from
-  ``edge_bits`` to ``weight_bits`` (rounded to whole bits).
+  ``edge_bits`` to ``weight_bits`` (rounded to whole bits);
+- ``sensitivity``: each layer at one of ``choices`` bits, picked by measured sensitivity under the BitOps of the
+  ``budget`` schedule at the same ``weight_bits`` (edgeopt/recipes/mixed.py).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,7 +28,7 @@ from edgeopt.artifact import write_meta
 from edgeopt.recipes.base import Recipe, RecipeError, build_into
 from edgeopt.recipes.export import example_input
 
-SCHEDULES = ("fixed", "position")
+SCHEDULES = ("fixed", "position", "sensitivity")
 KINDS = ("conv", "depthwise", "linear")
 
 
@@ -39,13 +42,15 @@ class LowBit(Recipe):
     edge_bits: int = 8
     layers: tuple[str, ...] = KINDS  # which layer kinds are quantized (the others stay float)
     schedule: str = "fixed"
+    choices: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)  # sensitivity: the widths a layer may get
+    budget: str = "fixed"  # sensitivity: at the BitOps of this schedule
     calibration_images: int = 256
 
     def __post_init__(self):
         for bits in (self.weight_bits, self.act_bits, self.edge_bits):
             if not 2 <= bits <= 8:
                 raise ValueError(f"{self.name}: bit widths must be 2..8, got {bits}")
-        if self.schedule not in SCHEDULES or not set(self.layers) <= set(KINDS):
+        if self.schedule not in SCHEDULES or not set(self.layers) <= set(KINDS) or self.budget == "sensitivity":
             raise ValueError(f"{self.name}: schedule must be one of {SCHEDULES}, layers a subset of {KINDS}")
 
 
@@ -138,9 +143,23 @@ def _input_ranges(model: nn.Module, names: set[str], batches) -> dict[str, list[
     return ranges
 
 
+def _sensitivity_plan(recipe: LowBit, model, layers, plan, ctx) -> list[bitops.Layer]:
+    from edgeopt.recipes import mixed
+
+    covered = [i for i, lay in enumerate(layers) if lay.kind in recipe.layers]
+    limit = bitops.totals(bit_plan(replace(recipe, schedule=recipe.budget), layers))["bitops"]
+    images = torch.from_numpy(np.concatenate(list(ctx.calibration_batches(64))))
+    free = covered[1:-1]
+    scores = mixed.sensitivities(model, [layers[i] for i in free], recipe.choices, images, fake_quantize_weight)
+    return mixed.assign(plan, free, recipe.choices, scores, limit)
+
+
 @build_into.register
 def _(recipe: LowBit, model, ctx, directory: Path) -> None:
-    plan = bit_plan(recipe, bitops.trace_layers(model, example_input(ctx.spec, 1)))
+    layers = bitops.trace_layers(model, example_input(ctx.spec, 1))
+    plan = bit_plan(recipe, layers)
+    if recipe.schedule == "sensitivity":
+        plan = _sensitivity_plan(recipe, model, layers, plan, ctx)
     quantized = [lay for lay in plan if lay.weight_bits < bitops.FLOAT_BITS]
     if not quantized:
         raise RecipeError(f"{recipe.name}: {ctx.spec.name} has no layer of the kinds {recipe.layers}")
