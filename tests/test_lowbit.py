@@ -7,7 +7,8 @@ from torch import nn
 from edgeopt import bitops
 from edgeopt.backends import runner_class
 from edgeopt.recipes import build
-from edgeopt.recipes.lowbit import LowBit, activation_qparams, bit_plan, fake_quantize_weight, quantize_weight
+from edgeopt.recipes.lowbit import (LowBit, activation_qparams, bit_plan, fake_quantize_input, fake_quantize_weight,
+                                    quantize_weight)
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 6, 8])
@@ -38,6 +39,15 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc(self.pw(torch.relu(self.dw(torch.relu(self.first(x))))).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_the_fast_input_fake_quant_is_torchs_bit_for_bit(bits):
+    x = torch.randn(4, 8, 5, 5, generator=torch.Generator().manual_seed(bits)) * 3
+    for scale, zero in [(0.05, 1), (0.0137, 3), (0.3, 0)]:
+        zero = min(zero, 2 ** bits - 1)
+        want = torch.fake_quantize_per_tensor_affine(x, float(np.float32(scale)), zero, 0, 2 ** bits - 1)
+        assert torch.equal(fake_quantize_input(x, scale, zero, 2 ** bits - 1), want)
 
 
 def test_macs_bitops_and_weight_memory_by_hand():
