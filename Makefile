@@ -25,15 +25,16 @@ setup: $(VENV)/.installed
 # latency cases alone, one at a time, so no other work shares the machine while they are timed. Their JSON
 # still carries the first phase's accuracy and agreement figures (read back from the cache). Both phases
 # always run; the target fails if either did.
+# Each phase's JUnit XML lands in REPORT (scripts/profile_junit.py sums where the time went).
 # Then `edgeopt report` turns the latency phase's JSON into REPORT/report.md, results.csv, charts and index.html.
 WORKERS ?= 2
 REPORT ?= edgeopt-report
 bench: $(VENV)/.installed
 	status=0; mkdir -p $(REPORT); \
 	$(PY) -m pytest benchmarks/ --ignore=benchmarks/test_latency.py --benchmark-disable -n $(WORKERS) \
-		--dist loadgroup --edgeopt-threads $(THREADS) $(PYTEST_ARGS) || status=$$?; \
+		--dist loadgroup --edgeopt-threads $(THREADS) --junitxml=$(REPORT)/junit-checks.xml $(PYTEST_ARGS) || status=$$?; \
 	$(PY) -m pytest benchmarks/test_latency.py --edgeopt-threads $(THREADS) --benchmark-json=$(REPORT)/results.json \
-		$(PYTEST_ARGS) || status=$$?; \
+		--junitxml=$(REPORT)/junit-latency.xml $(PYTEST_ARGS) || status=$$?; \
 	$(PY) -m edgeopt.cli report $(REPORT)/results.json --out $(REPORT) || status=$$?; \
 	exit $$status
 

@@ -2,6 +2,7 @@
 backend, summed over test cases (CPU-seconds of the workers, not wall time: two xdist workers overlap).
 
     make test PYTEST_ARGS="--junitxml=junit.xml" && .venv/bin/python scripts/profile_junit.py junit.xml
+    make bench && .venv/bin/python scripts/profile_junit.py edgeopt-report/junit-*.xml   (both phases)
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import xml.etree.ElementTree as ET
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    cases = ET.parse(sys.argv[1]).getroot().iter("testcase")
-    by: dict[str, collections.Counter] = {k: collections.Counter() for k in ("part", "concern", "model", "backend")}
+    cases = [c for path in sys.argv[1:] for c in ET.parse(path).getroot().iter("testcase")]
+    by: dict[str, collections.Counter] = {k: collections.Counter()
+                                          for k in ("part", "concern", "model", "backend", "variant")}
     total = 0.0
     for c in cases:
         t = float(c.get("time", 0))
@@ -25,10 +27,11 @@ def main() -> int:
         by["part"]["benchmarks/ (the suite)" if cls.startswith("benchmarks") else "tests/ (unit tests)"] += t
         m = re.match(r"test_(\w+)\[([a-z0-9_]+)-([a-z0-9_]+)(?:-([a-z0-9_]+))?\]", name)
         if cls.startswith("benchmarks") and m:
-            concern, model, _, backend = m.groups()
+            concern, model, variant, backend = m.groups()
             by["concern"][concern] += t
             by["model"][model] += t
             by["backend"][backend or "(per variant)"] += t
+            by["variant"][variant] += t
     print(f"total test time {total:.0f} s (summed over workers)")
     for key, counter in by.items():
         rows = [(k, v) for k, v in counter.most_common() if v >= 1]
