@@ -104,19 +104,3 @@ def test_the_size_concern_carries_bitops_and_weight_memory_from_the_build(tiny_m
     assert w8["weight_memory_ratio"] < 0.3 and w8["bitops"] == wb.macs("tiny_test") * 64
     assert w4["weight_bits"] == [8, 8] and w4["bitops"] == w8["bitops"]  # the tiny net is all first and last layer
     assert "bitops_ratio" not in wb.size("tiny_test", "torchscript")
-
-
-def test_simulated_variants_are_collected_untimed_with_the_reason():
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, 'scripts'); import collect_marks; "
-                          "print('\\n'.join(collect_marks.collect(sys.argv[1:])))", "benchmarks/test_latency.py",
-                          "benchmarks/test_accuracy.py", "--edgeopt-models=simple_cnn", "-p", "no:xdist"],
-                         cwd=repo, capture_output=True, text=True, check=True).stdout.splitlines()
-    out = set(out)  # pytest's own --collect-only lines repeat the ids without marks
-    assert any("test_latency[simple_cnn-lowbit_w8a8" in ln and "skip: lowbit_w8a8 is simulated" in ln for ln in out)
-    assert not any("test_accuracy[simple_cnn-lowbit_w8a8" in ln and "skip" in ln for ln in out)
-    assert any("test_accuracy[simple_cnn-lowbit_w8a8" in ln for ln in out)

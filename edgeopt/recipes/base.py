@@ -27,9 +27,6 @@ class Recipe:
     trains: ClassVar[bool] = False
     #: Distributions beyond torch/onnx/onnxruntime whose version goes into the artifact's cache key.
     libraries: ClassVar[tuple[str, ...]] = ()
-    #: True when the artifact only simulates its arithmetic (fake quantization in float): its accuracy is real,
-    #: its latency is not that of the kernels it stands for, so it is not timed.
-    simulated: ClassVar[bool] = False
     #: Raise to rebuild every artifact of this recipe when something its build reads changed outside its module.
     version: ClassVar[int] = 1
 

@@ -37,7 +37,6 @@ class LowBit(Recipe):
     name: str = "lowbit_w8a8"
     format = "torchscript"
     libraries = ("torchao",)
-    simulated = True
     weight_bits: int = 8
     act_bits: int = 8
     edge_bits: int = 8

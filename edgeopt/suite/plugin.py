@@ -11,7 +11,6 @@ The budgets file is ``--edgeopt-budgets`` or ``budgets`` of ``[tool.edgeopt]`` i
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fnmatch
 import random
 from pathlib import Path
@@ -80,10 +79,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             continue
         budget = budgets.for_(case.model, case.variant, case.backend, concern)
         marks = [pytest.mark.xdist_group(xdist_group(case))]
-        recipe = VARIANTS[case.variant]
-        untimed = concern == "latency" and recipe.simulated and (
-            f"{case.variant} is simulated (fake quantization in float): its latency is not a low-bit kernel's")
-        if reason := recipe.unsupported_reason(get_model(case.model)) or budget.skip or untimed:
+        if reason := VARIANTS[case.variant].unsupported_reason(get_model(case.model)) or budget.skip:
             marks.append(pytest.mark.skip(reason=reason))
         if budget.xfail:
             marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
