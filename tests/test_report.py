@@ -19,7 +19,8 @@ from tests.test_user_project import USER_MODELS
 
 @pytest.fixture(scope="module")
 def results_json(tmp_path_factory) -> Path:
-    """pytest-benchmark JSON of the packaged suite on a 3-class 8x8 model: two variants, every backend, timed."""
+    """pytest-benchmark JSON of the packaged suite on a 3-class 8x8 model: FP32, ONNX and two simulated low-bit
+    variants, every backend, timed."""
     root = tmp_path_factory.mktemp("project")
     (root / "pyproject.toml").write_text('[tool.edgeopt]\nmodels = ["user_models"]\nbudgets = "budgets.toml"\n')
     (root / "user_models.py").write_text(USER_MODELS)
@@ -32,7 +33,7 @@ def results_json(tmp_path_factory) -> Path:
                     "torch.save(user_models.UserNet().state_dict(), 'user_net.pt')"], cwd=root, env=env, check=True)
     out = root / "results.json"
     run = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "edgeopt.suite", "--edgeopt-models", "user_net",
-                          "--edgeopt-variants", "fp32,onnx_fp32", "--edgeopt-data", str(root / "data"),
+                          "--edgeopt-variants", "fp32,onnx_fp32,lowbit_w8a8,lowbit_w4a8", "--edgeopt-data", str(root / "data"),
                           "--benchmark-max-time=0.05", "--benchmark-min-rounds=12", f"--benchmark-json={out}",
                           "-p", "no:cacheprovider", "-q"], cwd=root, env=env, capture_output=True, text=True)
     assert out.exists(), run.stdout[-3000:] + run.stderr[-2000:]
@@ -60,6 +61,18 @@ def test_the_tables_hold_the_json_figures(results_json, tmp_path):
     assert "- fastest (within budget): **" in md
 
 
+def test_simulated_cases_are_labelled_and_kept_off_the_latency_front(results_json, tmp_path):
+    from edgeopt.report import charts, results
+
+    rows = {(r["variant"], r["backend"]): r for r in csv.DictReader((report(tmp_path, results_json) / "results.csv").open())}
+    assert rows[("lowbit_w8a8", "torchscript")]["simulated"] == "True" and rows[("fp32", "torch")]["simulated"] == "False"
+    assert float(rows[("lowbit_w8a8", "torchscript")]["bitops_ratio"]) == 8 * 8 / (32 * 32) and not rows[("fp32", "torch")]["bitops_ratio"]
+    run = results.load(results_json)
+    real = [r for r in run.rows if not r["simulated"]]
+    assert charts.latency_points(run.rows) == charts.latency_points(real) and charts.latency_points(real)
+    assert charts.bitops_chart("user_net", real) is None  # no low-bit points: no chart
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
@@ -69,7 +82,7 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_every_chart_is_a_png_a_person_can_read(results_json, tmp_path):
     charts = sorted((report(tmp_path, results_json) / "charts").glob("*.png"))
     assert {p.stem for p in charts} >= {"user_net-size", "user_net-latency", "user_net-top1", "user_net-pareto",
-                                        "user_net-memory", "capability"}
+                                        "user_net-memory", "user_net-bitops", "capability"}
     for p in charts:
         width, height = png_size(p)
         assert width >= 400 and height >= 250, (p.name, width, height)

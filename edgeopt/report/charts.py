@@ -5,54 +5,14 @@ Each function returns PNG bytes, or None when the runs hold no figure for that c
 """
 from __future__ import annotations
 
-import io
+from edgeopt.report.style import FAMILY_MARKERS, backend_colour, backend_legend, family, height, log_x, png  # Agg first
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: CI and headless machines
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from edgeopt.latency import PanelTiming  # noqa: E402
+from edgeopt.report.bitops_chart import bitops_chart  # noqa: E402
 from edgeopt.report.results import Run  # noqa: E402
-
-BACKEND_COLOURS = {"torch": "#1f77b4", "torchscript": "#aec7e8", "torch_compile": "#9467bd", "onnxruntime": "#ff7f0e",
-                   "opencv": "#2ca02c", "opencv_classic": "#98df8a", "openvino": "#d62728", "executorch": "#8c564b"}
-FAMILY_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^", "prune": "D", "bit": "P"}
-
-
-def backend_colour(backend: str) -> str:
-    return BACKEND_COLOURS.get(backend, "#7f7f7f")
-
-
-def family(variant: str) -> str:
-    for key in ("prune", "bit", "int8", "fp16"):
-        if key in variant:
-            return key
-    return "fp32"
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _log_x(ax, values: list[float], wide: float = 20) -> None:
-    """Log scale where the span passes ``wide``, ticks at 1-2-5 in plain numbers (default minor labels overlap)."""
-    if max(values) / min(values) <= wide:
-        return
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=20))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _height(n: int) -> float:
-    return max(2.5, 0.32 * n + 1.2)
 
 
 def size_chart(model: str, rows: list[dict]) -> bytes | None:
@@ -60,7 +20,7 @@ def size_chart(model: str, rows: list[dict]) -> bytes | None:
     if not sizes:
         return None
     variants = sorted(sizes, key=lambda v: sizes[v])
-    fig, ax = plt.subplots(figsize=(7, _height(len(variants))))
+    fig, ax = plt.subplots(figsize=(7, height(len(variants))))
     colours = ["#444444" if v == "fp32" else "#8da0cb" for v in variants]
     ax.barh(variants, [sizes[v] / 1e6 for v in variants], color=colours)
     ref = sizes.get("fp32")
@@ -70,32 +30,25 @@ def size_chart(model: str, rows: list[dict]) -> bytes | None:
     ax.set_xlabel("model file size (MB); dark bar: FP32 reference")
     ax.set_xlim(0, max(sizes.values()) / 1e6 * 1.35)
     ax.set_title(f"{model}: model size per variant")
-    return _png(fig)
+    return png(fig)
 
 
 def latency_chart(model: str, rows: list[dict]) -> bytes | None:
     timed = sorted((r for r in rows if r["latency_median_ms"]), key=lambda r: r["latency_median_ms"])
     if not timed:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, _height(len(timed))))
-    labels = [f"{r['variant']} · {r['backend']}" for r in timed]
+    fig, ax = plt.subplots(figsize=(7.5, height(len(timed))))
+    labels = [f"{r['variant']} · {r['backend']}" + (" (simulated)" if r["simulated"] else "") for r in timed]
     medians = [r["latency_median_ms"] for r in timed]
     low = [m - (r["latency_ci_low_ms"] or m) for m, r in zip(medians, timed)]
     high = [(r["latency_ci_high_ms"] or m) - m for m, r in zip(medians, timed)]
     ax.barh(labels, medians, xerr=[low, high], color=[backend_colour(r["backend"]) for r in timed],
             error_kw={"elinewidth": 0.8, "capsize": 2})
-    _log_x(ax, medians)
+    log_x(ax, medians)
     ax.set_xlabel(f"batch-1 latency, median (ms; whiskers: its {PanelTiming.confidence:.0%} interval where measured)")
     ax.set_title(f"{model}: latency per variant and backend (fastest first)")
-    _backend_legend(ax, {r["backend"] for r in timed})
-    return _png(fig)
-
-
-def _backend_legend(ax, backends: set[str]) -> None:
-    from matplotlib.patches import Patch
-
-    ax.legend(handles=[Patch(color=backend_colour(b), label=b) for b in sorted(backends)], fontsize=8,
-              loc="lower right", title="backend", title_fontsize=8)
+    backend_legend(ax, {r["backend"] for r in timed})
+    return png(fig)
 
 
 def accuracy_chart(model: str, rows: list[dict]) -> bytes | None:
@@ -103,7 +56,7 @@ def accuracy_chart(model: str, rows: list[dict]) -> bytes | None:
     if not measured:
         return None
     measured.sort(key=lambda r: (r["variant"], r["backend"]))
-    fig, ax = plt.subplots(figsize=(7.5, _height(len(measured))))
+    fig, ax = plt.subplots(figsize=(7.5, height(len(measured))))
     labels = [f"{r['variant']} · {r['backend']}" for r in measured]
     ref = next((r["reference_top1"] for r in measured if r["reference_top1"] is not None), None)
     # a far-off loser squashes the budget region: draw it at the left edge with its figure
@@ -128,11 +81,18 @@ def accuracy_chart(model: str, rows: list[dict]) -> bytes | None:
     ax.set_xlabel("top-1 accuracy (%)")
     ax.set_title(f"{model}: top-1 per variant and backend")
     ax.legend(fontsize=8, loc="lower left")
-    return _png(fig)
+    return png(fig)
+
+
+def latency_points(rows: list[dict]) -> list[dict]:
+    """The cases a latency front may hold: timed, with a drop, and not simulated (float fake-quant: its latency is
+    not that of the kernels it stands for)."""
+    return [r for r in rows if r["latency_median_ms"] and r["top1_drop_pt"] is not None and not r["simulated"]]
 
 
 def pareto_chart(model: str, rows: list[dict]) -> bytes | None:
-    pts = [r for r in rows if r["latency_median_ms"] and r["top1_drop_pt"] is not None]
+    pts = latency_points(rows)
+    simulated = sum(bool(r["simulated"]) for r in rows)
     if len(pts) < 2:
         return None
     front = [r for r in pts if not any(o["latency_median_ms"] <= r["latency_median_ms"]
@@ -168,24 +128,27 @@ def pareto_chart(model: str, rows: list[dict]) -> bytes | None:
             color="#444444", lw=1, zorder=1)
     ax.text(1.02, 1.0, "Pareto front\n" + "\n".join(notes), transform=ax.transAxes, va="top", fontsize=8,
             family="monospace")
-    _log_x(ax, [r["latency_median_ms"] for r in pts])
+    log_x(ax, [r["latency_median_ms"] for r in pts])
     ax.set_xlabel("batch-1 latency, median (ms)")
     ax.set_ylabel("top-1 drop vs FP32 (percentage points)")
+    if simulated:
+        ax.text(0.99, 0.02, f"{simulated} simulated low-bit case(s) left out (see the BitOps chart)",
+                transform=ax.transAxes, ha="right", fontsize=8, color="#666666")
     ax.set_title(f"{model}: accuracy cost vs latency (front numbered, dominated points grey)")
-    return _png(fig)
+    return png(fig)
 
 
 def memory_chart(model: str, rows: list[dict]) -> bytes | None:
     mem = sorted((r for r in rows if r["peak_rss_mb"] is not None), key=lambda r: r["peak_rss_mb"])
     if not mem:
         return None
-    fig, ax = plt.subplots(figsize=(7, _height(len(mem))))
+    fig, ax = plt.subplots(figsize=(7, height(len(mem))))
     ax.barh([f"{r['variant']} · {r['backend']}" for r in mem], [r["peak_rss_mb"] for r in mem],
             color=[backend_colour(r["backend"]) for r in mem])
     ax.set_xlabel("peak resident memory while loading and running (MB)")
     ax.set_title(f"{model}: peak memory per variant and backend")
-    _backend_legend(ax, {r["backend"] for r in mem})
-    return _png(fig)
+    backend_legend(ax, {r["backend"] for r in mem})
+    return png(fig)
 
 
 STATUS = ("ok", "xfail", "over", "measured, budget not recorded", "not run")
@@ -208,7 +171,7 @@ def capability_chart(rows: list[dict]) -> bytes | None:
     ax.legend(handles=[Patch(color=c, label=s) for c, s in zip(cmap.colors, STATUS)], fontsize=8,
               bbox_to_anchor=(1.02, 1), loc="upper left")
     ax.set_title("capability matrix: model · variant x backend (budget verdict of the latency run)")
-    return _png(fig)
+    return png(fig)
 
 
 def compare_chart(model: str, runs: list[Run]) -> bytes | None:
@@ -221,33 +184,33 @@ def compare_chart(model: str, runs: list[Run]) -> bytes | None:
     cases = sorted({k for _, ratios in series for k in ratios})
     if not cases:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, _height(len(cases) * len(series))))
-    height = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(7.5, height(len(cases) * len(series))))
+    bar = 0.8 / len(series)
     hatches = ["", "//", "..", "xx"]
     from matplotlib.patches import Patch
 
     handles = []
     for j, (source, ratios) in enumerate(series):  # bars grow from 1.0: left is faster, right is slower
-        ys = [i + j * height for i, k in enumerate(cases) if k in ratios]
-        ax.barh(ys, [ratios[k] - 1 for k in cases if k in ratios], height=height, left=1,
+        ys = [i + j * bar for i, k in enumerate(cases) if k in ratios]
+        ax.barh(ys, [ratios[k] - 1 for k in cases if k in ratios], height=bar, left=1,
                 color=[backend_colour(k[1]) for k in cases if k in ratios], hatch=hatches[j % 4], edgecolor="white")
         handles.append(Patch(facecolor="#bbbbbb", edgecolor="white", hatch=hatches[j % 4], label=source))
     ax.axvline(1.0, color="#444444", lw=1)
-    _log_x(ax, [r for _, ratios in series for r in ratios.values()] + [1.0], wide=1)  # 0.5x and 2x alike
+    log_x(ax, [r for _, ratios in series for r in ratios.values()] + [1.0], wide=1)  # 0.5x and 2x alike
     ax.set_ylim(-0.6, len(cases) - 0.2)
     lo, hi = ax.get_xlim()  # 1-2-5 ticks leave a narrow ratio span with one label
     ticks = [t for t in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20) if lo <= t <= hi]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(cases))], [f"{v} · {b}" for v, b in cases], fontsize=8)
+    ax.set_yticks([i + 0.4 - bar / 2 for i in range(len(cases))], [f"{v} · {b}" for v, b in cases], fontsize=8)
     ax.set_xlabel(f"latency relative to {runs[0].source} (ratio of medians; < 1 is faster)")
     ax.set_title(f"{model}: the same cases on each input, relative to the first")
     ax.legend(handles=handles, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left", title="input (colour: backend)",
               title_fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 PER_MODEL = {"size": size_chart, "latency": latency_chart, "top1": accuracy_chart, "pareto": pareto_chart,
-             "memory": memory_chart}
+             "memory": memory_chart, "bitops": bitops_chart}
 
 
 def all_charts(runs: list[Run]) -> dict[str, bytes]:
@@ -258,12 +221,12 @@ def all_charts(runs: list[Run]) -> dict[str, bytes]:
         for model in sorted({r["model"] for r in run.rows}):
             rows = [r for r in run.rows if r["model"] == model]
             for name, fn in PER_MODEL.items():
-                if (png := fn(model, rows)) is not None:
-                    out[f"charts/{model}-{name}{suffix}.png"] = png
-        if (png := capability_chart(run.rows)) is not None:
-            out[f"charts/capability{suffix}.png"] = png
+                if (image := fn(model, rows)) is not None:
+                    out[f"charts/{model}-{name}{suffix}.png"] = image
+        if (image := capability_chart(run.rows)) is not None:
+            out[f"charts/capability{suffix}.png"] = image
     if len(runs) > 1:
         for model in sorted({r["model"] for r in runs[0].rows}):
-            if (png := compare_chart(model, runs)) is not None:
-                out[f"charts/{model}-compare.png"] = png
+            if (image := compare_chart(model, runs)) is not None:
+                out[f"charts/{model}-compare.png"] = image
     return out

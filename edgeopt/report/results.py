@@ -14,7 +14,8 @@ from edgeopt.budgets import CONCERN_METRICS, Budget
 
 # Stable order of results.csv; docs/report.md says what each means.
 COLUMNS = ("source", "cpu_kind", "model", "variant", "backend", "threads", "top1", "reference_top1", "top1_drop_pt",
-           "top1_agreement", "sqnr_db", "size_bytes", "size_ratio", "macs", "peak_rss_mb", "model_rss_mb",
+           "top1_agreement", "sqnr_db", "size_bytes", "size_ratio", "macs", "bitops_ratio", "weight_memory_ratio",
+           "simulated", "peak_rss_mb", "model_rss_mb",
            "latency_median_ms", "latency_ci_low_ms", "latency_ci_high_ms", "latency_iqr_ms", "latency_rounds",
            "speedup_vs_ort_fp32", "speedup_vs_torch_fp32", "budget_verdict")
 REFERENCES = {"speedup_vs_ort_fp32": ("onnx_fp32", "onnxruntime"), "speedup_vs_torch_fp32": ("fp32", "torch")}
@@ -50,7 +51,10 @@ def _row(source: str, cpu_kind: str, bench: dict) -> dict:
             # identical outputs have infinite SQNR; CSV and JSON cannot hold it, so it is written "inf"
             "sqnr_db": "inf" if sqnr == math.inf else _finite(sqnr),
             "size_bytes": extra.get("size_bytes"), "size_ratio": _finite(extra.get("size_ratio")),
-            "macs": extra.get("macs"), "peak_rss_mb": _finite(extra.get("peak_rss_mb")),
+            "macs": extra.get("macs"), "bitops_ratio": _finite(extra.get("bitops_ratio")),
+            "weight_memory_ratio": _finite(extra.get("weight_memory_ratio")),
+            "simulated": bool(extra.get("simulated")),  # fake quantization: accuracy real, latency and size not
+            "peak_rss_mb": _finite(extra.get("peak_rss_mb")),
             "model_rss_mb": _finite(extra.get("model_rss_mb")),
             "latency_median_ms": None if _finite(stats.get("median")) is None else 1e3 * stats["median"],
             "latency_ci_low_ms": _finite(ci[0]), "latency_ci_high_ms": _finite(ci[1]),
