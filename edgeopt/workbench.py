@@ -25,7 +25,7 @@ from edgeopt.recipes import VARIANTS, build, get_variant
 REFERENCE = ("fp32", "torch")
 #: edgeopt's modules that judge, compare or report figures but never compute logits: editing them does not
 #: invalidate cached outputs (every other module of the package is part of the outputs key).
-DECIDING_CODE = ("cli.py", "pytest_plugin.py", "budgets.py", "metric_baselines.py", "gate", "report")
+DECIDING_CODE = ("cli.py", "pytest_plugin.py", "budgets.py", "metric_baselines.py", "gate", "report", "suite", "latency.py")
 
 
 class Workbench:

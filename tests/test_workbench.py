@@ -94,3 +94,25 @@ def test_peak_memory_is_probed_once_per_identical_inputs(tiny_model, data_dir, i
     assert Workbench(data_dir=data_dir).measured("tiny_test", "onnx_fp32", "onnxruntime")["peak_rss_mb"] == first["peak_rss_mb"]
     with pytest.raises(pytest.fail.Exception, match="probed again"):  # another thread count is another measurement
         Workbench(data_dir=data_dir, threads=2).memory("tiny_test", "onnx_fp32", "onnxruntime")
+
+
+def test_outputs_key_ignores_code_that_only_judges_or_reports(tmp_path):
+    """Editing the pytest plugin or the report must not re-run every evaluation; editing a runner must."""
+    import shutil
+    from pathlib import Path
+
+    from edgeopt import workbench
+
+    package = Path(workbench.__file__).parent
+
+    def digest_after_editing(rel: str) -> str:
+        copy = tmp_path / rel.replace("/", "_")
+        shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "weights"))
+        with (copy / rel).open("a") as f:
+            f.write("\n# edited\n")
+        return cache.source_digest(copy, exclude=workbench.DECIDING_CODE)
+
+    untouched = cache.source_digest(package, exclude=workbench.DECIDING_CODE)
+    assert digest_after_editing("suite/plugin.py") == untouched
+    assert digest_after_editing("report/charts.py") == untouched
+    assert digest_after_editing("backends/torch_eager.py") != untouched
