@@ -2,6 +2,7 @@
 BitOps and weight memory as ratios of FP32, bits per layer; written to docs/measurements/lowbit.json.
 
     EDGEOPT_DATA=../shared/data .venv/bin/python scripts/measure_lowbit.py simple_cnn cifar_resnet
+    ... measure_lowbit.py --configs lowbit_mixed,lowbit_mixed_w4a8 mobilenet_v2_cifar   (only those rows replaced)
 """
 from __future__ import annotations
 
@@ -20,17 +21,15 @@ from edgeopt.recipes import VARIANTS, build
 from edgeopt.recipes.lowbit import LowBit
 from edgeopt.workbench import Workbench
 
-CONFIGS = (*(r for name, r in VARIANTS.items() if name.startswith("lowbit_")),
-           LowBit(name="lowbit_mixed", weight_bits=4, schedule="sensitivity", budget="position"),
-           LowBit(name="lowbit_mixed_w4a8", weight_bits=4, schedule="sensitivity", budget="fixed"))
+CONFIGS = tuple(r for r in VARIANTS.values() if isinstance(r, LowBit))
 OUT = Path(__file__).resolve().parent.parent / "docs" / "measurements" / "lowbit.json"
 
 
-def measure(wb: Workbench, model: str) -> list[dict]:
+def measure(wb: Workbench, model: str, configs: tuple[LowBit, ...]) -> list[dict]:
     spec, split = wb.spec(model), wb.split(model)
     ref = wb.reference(model)
     rows = [{"model": model, "config": "fp32", "top1": metrics.top1(ref, split.labels)}]
-    for recipe in CONFIGS:
+    for recipe in configs:
         art = build(spec, recipe, wb.weights(model), wb.cache_root, wb.data_dir)
         with runner_class("torchscript")(art, threads=wb.threads) as runner:
             out = np.concatenate([runner.run(x) for x in batches(split.images, spec.mean, spec.std, spec.eval_batch)])
@@ -46,9 +45,18 @@ def main(models: list[str]) -> int:
     if not models:
         print(__doc__, file=sys.stderr)
         return 2
+    configs = CONFIGS
+    if models[0] == "--configs":
+        names, models = set(models[1].split(",")), models[2:]
+        configs = tuple(r for r in CONFIGS if r.name in names)
     wb = Workbench()
-    kept = [r for r in json.loads(OUT.read_text())["rows"] if r["model"] not in models] if OUT.is_file() else []
-    rows = kept + [r for m in models for r in measure(wb, m)]
+    names = {r.name for r in configs} | {"fp32"}
+    kept = [r for r in json.loads(OUT.read_text())["rows"] if r["model"] not in models or r["config"] not in names] \
+        if OUT.is_file() else []
+    rows = kept + [r for m in models for r in measure(wb, m, configs)]
+    model_order = list(dict.fromkeys(r["model"] for r in rows))
+    config_order = ["fp32", *(r.name for r in CONFIGS)]
+    rows.sort(key=lambda r: (model_order.index(r["model"]), config_order.index(r["config"])))
     write_atomically(OUT, json.dumps({"cpu_kind": cpu_kind(), "threads": 1, "rows": rows}, indent=1) + "\n")
     print(f"wrote {OUT}")
     return 0

@@ -73,6 +73,10 @@ VARIANTS: dict[str, Recipe] = {
     "lowbit_w4a4": LowBit(name="lowbit_w4a4", weight_bits=4, act_bits=4),
     "lowbit_w2a8": LowBit(name="lowbit_w2a8", weight_bits=2),
     "lowbit_position": LowBit(name="lowbit_position", weight_bits=4, schedule="position"),
+    # Sensitivity-based (edgeopt/recipes/mixed.py): widths 2-8 per layer at the BitOps of the position schedule,
+    # and of all-W4A8.
+    "lowbit_mixed": LowBit(name="lowbit_mixed", weight_bits=4, schedule="sensitivity", budget="position"),
+    "lowbit_mixed_w4a8": LowBit(name="lowbit_mixed_w4a8", weight_bits=4, schedule="sensitivity", budget="fixed"),
 }
 for _name, _recipe in VARIANTS.items():
     assert _recipe.name == _name, f"variant {_name!r} has recipe named {_recipe.name!r}"
