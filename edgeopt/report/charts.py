@@ -45,9 +45,10 @@ def latency_chart(model: str, rows: list[dict]) -> bytes | None:
     ax.barh(labels, medians, xerr=[low, high], color=[backend_colour(r["backend"]) for r in timed],
             error_kw={"elinewidth": 0.8, "capsize": 2})
     log_x(ax, medians)
+    ax.invert_yaxis()  # barh draws the first row at the bottom
     ax.set_xlabel(f"batch-1 latency, median (ms; whiskers: its {PanelTiming.confidence:.0%} interval where measured)")
     ax.set_title(f"{model}: latency per variant and backend (fastest first)")
-    backend_legend(ax, {r["backend"] for r in timed})
+    backend_legend(ax, {r["backend"] for r in timed}, loc="upper right")  # beside the short, fastest bars
     return png(fig)
 
 
@@ -78,6 +79,7 @@ def accuracy_chart(model: str, rows: list[dict]) -> bytes | None:
         ax.axvline(100 * ref, color="#444444", ls="--", lw=1, label=f"FP32 reference {100 * ref:.2f}%")
     ax.plot([], [], color="#d62728", lw=1.5, label="lowest top-1 the drop budget allows")
     ax.set_yticks(range(len(measured)), labels)
+    ax.invert_yaxis()  # A to Z from the top
     ax.set_xlabel("top-1 accuracy (%)")
     ax.set_title(f"{model}: top-1 per variant and backend")
     ax.legend(fontsize=8, loc="lower left")

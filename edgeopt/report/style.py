@@ -47,8 +47,8 @@ def height(n: int) -> float:
     return max(2.5, 0.32 * n + 1.2)
 
 
-def backend_legend(ax, backends: set[str]) -> None:
+def backend_legend(ax, backends: set[str], loc: str = "lower right") -> None:
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=backend_colour(b), label=b) for b in sorted(backends)], fontsize=8,
-              loc="lower right", title="backend", title_fontsize=8)
+              loc=loc, title="backend", title_fontsize=8)

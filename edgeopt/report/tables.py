@@ -34,18 +34,18 @@ def _latency(r: dict) -> str:
 
 LEVEL = f"{PanelTiming.confidence:.0%}"  # the suite's interval of the median (edgeopt.latency)
 HEADER = ("| variant | backend | top-1 % | drop pt | agreement % | SQNR dB | size MB | size ratio | MMACs | "
-          f"peak RSS MB | latency ms [{LEVEL} CI] | vs ORT FP32 | vs torch FP32 | budget |")
+          f"BitOps ratio | peak RSS MB | latency ms [{LEVEL} CI] | vs ORT FP32 | vs torch FP32 | budget |")
 
 
 def model_table(rows: list[dict]) -> list[str]:
     lines = [HEADER, "|" + " --- |" * HEADER.count(" | ") + " --- |"]
     for r in sorted(rows, key=lambda r: (r["variant"], r["backend"])):
         lines.append(
-            f"| {r['variant']} | {r['backend']} | {_f(r['top1'] and 100 * r['top1'], '.2f')} | "
+            f"| {r['variant']}{' (simulated)' if r['simulated'] else ''} | {r['backend']} | {_f(r['top1'] and 100 * r['top1'], '.2f')} | "
             f"{_f(r['top1_drop_pt'], '+.2f')} | {_f(r['top1_agreement'] and 100 * r['top1_agreement'], '.2f')} | "
             f"{_f(r['sqnr_db'], '.1f')} | {_f(r['size_bytes'] and r['size_bytes'] / 1e6, '.2f')} | "
             f"{_f(r['size_ratio'], '.3f')} | {_f(r['macs'] and r['macs'] / 1e6, '.1f')} | "
-            f"{_f(r['peak_rss_mb'], '.0f')} | {_latency(r)} | {_f(r['speedup_vs_ort_fp32'], '.2f')}x | "
+            f"{_f(r['bitops_ratio'], '.4f')} | {_f(r['peak_rss_mb'], '.0f')} | {_latency(r)} | {_f(r['speedup_vs_ort_fp32'], '.2f')}x | "
             f"{_f(r['speedup_vs_torch_fp32'], '.2f')}x | {_f(r['budget_verdict'], 's', 'not recorded')} |")
     return lines
 
@@ -95,7 +95,8 @@ def _fold(summary: str, table: list[str]) -> list[str]:
 
 def picks(rows: list[dict]) -> list[str]:
     """What to ship, in a line each: the fastest and the smallest case that keeps its budget (or has none recorded)."""
-    fine = [r for r in rows if r["budget_verdict"] in ("ok", None) and r["latency_median_ms"]]
+    # a simulated case's speed and file are a float model's, not the low-bit one it stands for
+    fine = [r for r in rows if r["budget_verdict"] in ("ok", None) and r["latency_median_ms"] and not r["simulated"]]
     if not fine:
         return ["- no case of this model kept its budget"]
     why = "within budget" if all(r["budget_verdict"] == "ok" for r in fine) else "budget not recorded in the input"
@@ -103,8 +104,10 @@ def picks(rows: list[dict]) -> list[str]:
     small = min(fine, key=lambda r: (r["size_bytes"] or float("inf"), r["latency_median_ms"]))
     def say(r: dict) -> str:
         return (f"**{r['variant']}** on **{r['backend']}**: {r['latency_median_ms']:.3f} ms "
-                f"({_f(r['speedup_vs_ort_fp32'], '.2f')}x ORT FP32), top-1 drop {_f(r['top1_drop_pt'], '+.2f')} pt, "
-                f"size {_f(r['size_ratio'], '.2f')}x")
+                f"({_f(r['speedup_vs_ort_fp32'], '.2f')}x ORT FP32), top-1 drop {_f(r['top1_drop_pt'], '+.2f', 'not measured')}"
+                f"{'' if r['top1_drop_pt'] is None else ' pt'}, size {_f(r['size_ratio'], '.2f')}x")
+    if fast is small:
+        return [f"- fastest and smallest ({why}): {say(fast)}"]
     return [f"- fastest ({why}): {say(fast)}", f"- smallest ({why}): {say(small)}"]
 
 
