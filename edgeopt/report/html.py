@@ -9,7 +9,7 @@ from edgeopt.report.tables import picks
 
 COLUMNS = (("variant", "variant"), ("backend", "backend"), ("top1", "top-1 %"), ("top1_drop_pt", "drop pt"),
            ("top1_agreement", "agreement %"), ("size_bytes", "size MB"), ("size_ratio", "size ratio"),
-           ("peak_rss_mb", "peak RSS MB"), ("latency_median_ms", "latency ms"),
+           ("bitops_ratio", "BitOps ratio"), ("peak_rss_mb", "peak RSS MB"), ("latency_median_ms", "latency ms"),
            ("speedup_vs_ort_fp32", "vs ORT FP32"), ("budget_verdict", "budget"))
 SCALE = {"top1": 100, "top1_agreement": 100, "size_bytes": 1e-6}
 
@@ -50,7 +50,8 @@ def _cell(row: dict, key: str) -> str:
         return '<td data-v="">-</td>'
     if isinstance(value, str):
         cls = value.split(":")[0] if key == "budget_verdict" else ""
-        return f'<td data-v="{html.escape(value)}" class="{cls}">{html.escape(value)}</td>'
+        shown = value + (" (simulated)" if key == "variant" and row.get("simulated") else "")
+        return f'<td data-v="{html.escape(value)}" class="{cls}">{html.escape(shown)}</td>'
     shown = value * SCALE.get(key, 1)
     return f'<td data-v="{shown!r}">{shown:.4g}</td>'
 
