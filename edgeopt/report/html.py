@@ -70,7 +70,7 @@ def _img(name: str, png: bytes) -> str:
 def page(runs: list[Run], charts: dict[str, bytes], machines_md: list[str]) -> str:
     parts = ["<!doctype html><html lang=en><meta charset=utf-8><title>edgeopt report</title>",
              f"<style>{STYLE}</style><h1>edgeopt report</h1><h2>Machines</h2><ul>"]
-    parts += [f"<li>{html.escape(line.lstrip('- ').replace('**', ''))}</li>" for line in machines_md]
+    parts += [f"<li>{html.escape(line.lstrip('- ').replace('**', '').replace('`', ''))}</li>" for line in machines_md]
     parts.append("</ul>")
     for model in sorted({r["model"] for run in runs for r in run.rows}):
         parts.append(f"<h2 id='{html.escape(model)}'>{html.escape(model)}</h2>")
