@@ -6,18 +6,15 @@ BitOps and weight memory as ratios of FP32, bits per layer; written to docs/meas
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from edgeopt import metrics
 from edgeopt.atomic import write_atomically
-from edgeopt.backends import runner_class
-from edgeopt.data import batches
 from edgeopt.machine import cpu_kind
-from edgeopt.recipes import VARIANTS, build
+from edgeopt.recipes import VARIANTS
 from edgeopt.recipes.lowbit import LowBit
 from edgeopt.workbench import Workbench
 
@@ -26,34 +23,33 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "measurements" / "lowbit
 
 
 def measure(wb: Workbench, model: str, configs: tuple[LowBit, ...]) -> list[dict]:
-    spec, split = wb.spec(model), wb.split(model)
-    ref = wb.reference(model)
-    rows = [{"model": model, "config": "fp32", "top1": metrics.top1(ref, split.labels)}]
+    """Through the workbench, so the logits are the suite's cached ones (no second evaluation of a case)."""
+    labels, ref = wb.split(model).labels, wb.reference(model)
+    rows = [{"model": model, "config": "fp32", "top1": metrics.top1(ref, labels)}]
     for recipe in configs:
-        art = build(spec, recipe, wb.weights(model), wb.cache_root, wb.data_dir)
-        with runner_class("torchscript")(art, threads=wb.threads) as runner:
-            out = np.concatenate([runner.run(x) for x in batches(split.images, spec.mean, spec.std, spec.eval_batch)])
-        rows.append({"model": model, "config": recipe.name, "top1": metrics.top1(out, split.labels),
-                     "top1_agreement": metrics.top1_agreement(ref, out), "bitops_ratio": art.meta["bitops_ratio"],
-                     "weight_memory_ratio": art.meta["weight_memory_ratio"],
-                     "weight_bits": [lay["weight_bits"] for lay in art.meta["layers"]], "simulated": True})
+        out, meta = wb.outputs(model, recipe.name, "torchscript"), wb.artifact(model, recipe.name).meta
+        rows.append({"model": model, "config": recipe.name, "top1": metrics.top1(out, labels),
+                     "top1_agreement": metrics.top1_agreement(ref, out), "bitops_ratio": meta["bitops_ratio"],
+                     "weight_memory_ratio": meta["weight_memory_ratio"],
+                     "weight_bits": [lay["weight_bits"] for lay in meta["layers"]], "simulated": True})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def main(models: list[str]) -> int:
-    if not models:
-        print(__doc__, file=sys.stderr)
-        return 2
-    configs = CONFIGS
-    if models[0] == "--configs":
-        names, models = set(models[1].split(",")), models[2:]
-        configs = tuple(r for r in CONFIGS if r.name in names)
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--configs", type=lambda s: s.split(","), default=[r.name for r in CONFIGS],
+                        help="comma-separated LowBit variants to (re)measure; other rows are kept")
+    args = parser.parse_args(argv)
+    if unknown := set(args.configs) - {r.name for r in CONFIGS}:
+        parser.error(f"not LowBit variants: {', '.join(sorted(unknown))}")
+    configs = tuple(r for r in CONFIGS if r.name in args.configs)
     wb = Workbench()
-    names = {r.name for r in configs} | {"fp32"}
-    kept = [r for r in json.loads(OUT.read_text())["rows"] if r["model"] not in models or r["config"] not in names] \
-        if OUT.is_file() else []
-    rows = kept + [r for m in models for r in measure(wb, m, configs)]
+    names = {*args.configs, "fp32"}
+    kept = [r for r in json.loads(OUT.read_text())["rows"]
+            if r["model"] not in args.models or r["config"] not in names] if OUT.is_file() else []
+    rows = kept + [r for m in args.models for r in measure(wb, m, configs)]
     model_order = list(dict.fromkeys(r["model"] for r in rows))
     config_order = ["fp32", *(r.name for r in CONFIGS)]
     rows.sort(key=lambda r: (model_order.index(r["model"]), config_order.index(r["config"])))
