@@ -21,6 +21,6 @@ def test_sensitivity_is_never_worse_than_position_at_its_bitops(workbench, model
             pytest.skip(f"{model}: needs trained weights")
         variants = ("lowbit_mixed", "lowbit_position")
         mixed, position = (workbench.accuracy(model, v, "torchscript")["top1"] for v in variants)
-        bitops = {v: workbench.size(model, v)["bitops"] for v in variants}
+        bitops = {v: workbench.artifact(model, v).meta["bitops"] for v in variants}
     assert bitops["lowbit_mixed"] <= bitops["lowbit_position"], bitops
     assert mixed >= position, f"{model}: sensitivity top-1 {mixed:.4f} < position {position:.4f} at the same BitOps"

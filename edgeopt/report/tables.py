@@ -41,11 +41,13 @@ def model_table(rows: list[dict]) -> list[str]:
     lines = [HEADER, "|" + " --- |" * HEADER.count(" | ") + " --- |"]
     for r in sorted(rows, key=lambda r: (r["variant"], r["backend"])):
         lines.append(
-            f"| {r['variant']}{' (simulated)' if r['simulated'] else ''} | {r['backend']} | {_f(r['top1'] and 100 * r['top1'], '.2f')} | "
+            f"| {r['variant']}{' (simulated)' if r['simulated'] else ''} | {r['backend']} | "
+            f"{_f(r['top1'] and 100 * r['top1'], '.2f')} | "
             f"{_f(r['top1_drop_pt'], '+.2f')} | {_f(r['top1_agreement'] and 100 * r['top1_agreement'], '.2f')} | "
             f"{_f(r['sqnr_db'], '.1f')} | {_f(r['size_bytes'] and r['size_bytes'] / 1e6, '.2f')} | "
             f"{_f(r['size_ratio'], '.3f')} | {_f(r['macs'] and r['macs'] / 1e6, '.1f')} | "
-            f"{_f(r['bitops_ratio'], '.4f')} | {_f(r['peak_rss_mb'], '.0f')} | {_latency(r)} | {_f(r['speedup_vs_ort_fp32'], '.2f')}x | "
+            f"{_f(r['bitops_ratio'], '.4f')} | {_f(r['peak_rss_mb'], '.0f')} | {_latency(r)} | "
+            f"{_f(r['speedup_vs_ort_fp32'], '.2f')}x | "
             f"{_f(r['speedup_vs_torch_fp32'], '.2f')}x | {_f(r['budget_verdict'], 's', 'not recorded')} |")
     return lines
 
@@ -103,9 +105,9 @@ def picks(rows: list[dict]) -> list[str]:
     fast = min(fine, key=lambda r: r["latency_median_ms"])
     small = min(fine, key=lambda r: (r["size_bytes"] or float("inf"), r["latency_median_ms"]))
     def say(r: dict) -> str:
+        drop = "not measured" if r["top1_drop_pt"] is None else f"{r['top1_drop_pt']:+.2f} pt"
         return (f"**{r['variant']}** on **{r['backend']}**: {r['latency_median_ms']:.3f} ms "
-                f"({_f(r['speedup_vs_ort_fp32'], '.2f')}x ORT FP32), top-1 drop {_f(r['top1_drop_pt'], '+.2f', 'not measured')}"
-                f"{'' if r['top1_drop_pt'] is None else ' pt'}, size {_f(r['size_ratio'], '.2f')}x")
+                f"({_f(r['speedup_vs_ort_fp32'], '.2f')}x ORT FP32), top-1 drop {drop}, size {_f(r['size_ratio'], '.2f')}x")
     if fast is small:
         return [f"- fastest and smallest ({why}): {say(fast)}"]
     return [f"- fastest ({why}): {say(fast)}", f"- smallest ({why}): {say(small)}"]
