@@ -82,3 +82,19 @@ def test_an_edited_build_function_rebuilds_its_artifact(tiny_model, tmp_path, mo
     assert second.key != first.key and second.path.exists() and first.path.exists()
     import torch
     assert not torch.equal(*(torch.load(a.path, weights_only=True)["fc.weight"] for a in (first, second)))
+
+
+def test_an_edited_build_helper_rebuilds_its_artifact(tiny_model, tmp_path, monkeypatch):
+    import importlib
+
+    from edgeopt.recipes import build
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "user_helper.py").write_text("SCALE = 1.0\n")
+    (tmp_path / "user_recipe2.py").write_text(BUILD_MODULE.replace('"torch"\n', '"torch"\n    build_helpers = ("user_helper",)\n')
+                                              .replace("SCALE", "__import__('user_helper').SCALE"))
+    recipe = importlib.import_module("user_recipe2").Scaled()
+    first = build(tiny_model, recipe, tiny_model.build())
+    (tmp_path / "user_helper.py").write_text("SCALE = 0.5\n")
+    importlib.reload(importlib.import_module("user_helper"))
+    assert build(tiny_model, recipe, tiny_model.build()).key != first.key

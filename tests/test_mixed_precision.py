@@ -41,3 +41,16 @@ def test_a_sensitivity_budget_must_be_another_schedule():
 
     with pytest.raises(ValueError, match="schedule must be one of"):
         LowBit(name="m", schedule="sensitivity", budget="sensitivity")
+
+
+def test_budgets_of_one_model_share_one_sensitivity_pass(tiny_model, data_dir, isolated_cache, monkeypatch):
+    from edgeopt.recipes import build, mixed
+    from edgeopt.recipes.lowbit import LowBit
+
+    calls = []
+    measure = mixed.sensitivities
+    monkeypatch.setattr(mixed, "sensitivities", lambda *a: calls.append(1) or measure(*a))
+    weights = tiny_model.build()
+    for budget in ("position", "fixed"):
+        build(tiny_model, LowBit(name=f"m_{budget}", schedule="sensitivity", budget=budget), weights, data_dir=data_dir)
+    assert len(calls) == 1 and len(list((isolated_cache / "sensitivity").glob("tiny_test-????????????????.json"))) == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import inspect
 from functools import singledispatch
 from pathlib import Path
@@ -29,6 +30,8 @@ class Recipe:
     libraries: ClassVar[tuple[str, ...]] = ()
     #: Raise to rebuild every artifact of this recipe when something its build reads changed outside its module.
     version: ClassVar[int] = 1
+    #: Modules outside the build function's own whose code decides the artifact (their sha256 joins the cache key).
+    build_helpers: ClassVar[tuple[str, ...]] = ()
 
     def children(self) -> list["Recipe"]:
         """The recipes this one starts from (config fields holding a recipe), e.g. the ONNX export to quantize."""
@@ -51,11 +54,13 @@ class RecipeError(RuntimeError):
 
 
 def build_code(recipe: Recipe) -> dict[str, dict]:
-    """Per recipe of the lineage: its ``version`` and the sha256 of the module holding its build function (and of
-    this module), so that an edited build function rebuilds its artifacts instead of reusing stale ones."""
+    """Per recipe of the lineage: its ``version`` and the sha256 of the module holding its build function, of its
+    ``build_helpers`` and of this module, so that edited build code rebuilds its artifacts instead of reusing stale
+    ones."""
     out = {}
     for r in recipe.lineage():
-        modules = sorted({inspect.getsourcefile(build_into.dispatch(type(r))), __file__})
+        helpers = {importlib.util.find_spec(name).origin for name in r.build_helpers}
+        modules = sorted({inspect.getsourcefile(build_into.dispatch(type(r))), __file__, *helpers})
         code = [hashlib.sha256(Path(m).read_bytes()).hexdigest() for m in modules]  # a few kB: read every time
         out[type(r).__name__] = {"version": r.version, "code": code}
     return out

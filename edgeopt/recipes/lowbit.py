@@ -15,15 +15,17 @@ at ``edge_bits`` (HAWQ-V3's practice).  ``schedule`` picks the other layers' wei
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from edgeopt import bitops
+from edgeopt import bitops, cache
 from edgeopt.artifact import write_meta
 from edgeopt.recipes.base import Recipe, RecipeError, build_into
 from edgeopt.recipes.export import example_input
@@ -37,6 +39,7 @@ class LowBit(Recipe):
     name: str = "lowbit_w8a8"
     format = "torchscript"
     libraries = ("torchao",)
+    build_helpers = ("edgeopt.recipes.mixed", "edgeopt.bitops")  # the sensitivity ILP and the BitOps it spends
     weight_bits: int = 8
     act_bits: int = 8
     edge_bits: int = 8
@@ -155,13 +158,25 @@ def _input_ranges(model: nn.Module, names: set[str], batches) -> dict[str, list[
 
 
 def _sensitivity_plan(recipe: LowBit, model, layers, plan, ctx) -> list[bitops.Layer]:
-    from edgeopt.recipes import mixed
+    from edgeopt.recipes import mixed, weights_digest
 
     covered = [i for i, lay in enumerate(layers) if lay.kind in recipe.layers]
     limit = bitops.totals(bit_plan(replace(recipe, schedule=recipe.budget), layers))["bitops"]
     images = torch.from_numpy(np.concatenate(list(ctx.calibration_batches(64))))
     free = covered[1:-1]
-    scores = mixed.sensitivities(model, [layers[i] for i in free], recipe.choices, images, fake_quantize_weight)
+    # The table does not depend on the budget: variants that differ only in it (lowbit_mixed, _w4a8) share one pass,
+    # minutes on MobileNetV2-CIFAR.
+    key = cache.digest({"weights": weights_digest(model), "config": asdict(replace(recipe, name="", budget="fixed")),
+                        "images": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
+                        "code": [cache.file_sha256(f) for f in (mixed.__file__, __file__)]})
+
+    def measure(tmp: Path) -> None:
+        table = mixed.sensitivities(model, [layers[i] for i in free], recipe.choices, images, fake_quantize_weight)
+        tmp.write_text(json.dumps([[name, bits, value] for (name, bits), value in table.items()]))
+
+    folder = (ctx.cache_root or cache.cache_dir()) / "sensitivity"
+    path = cache.get_or_create(folder / f"{ctx.spec.name}-{key[:16]}.json", measure)
+    scores = {(name, bits): value for name, bits, value in json.loads(path.read_text())}
     return mixed.assign(plan, free, recipe.choices, scores, limit)
 
 

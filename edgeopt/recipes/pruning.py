@@ -31,6 +31,7 @@ class PruneL1Unstructured(Recipe):
 
     name: str = "prune_l1_50"
     format = "torch"
+    build_helpers = ("edgeopt.train",)  # the fine-tune loop
     amount: float = 0.5
     finetune_epochs: int = 0
     finetune_lr: float = 0.01
@@ -54,6 +55,7 @@ class PruneStructured(Recipe):
     format = "torch"
     trains = True
     libraries = ("torch-pruning",)
+    build_helpers = ("edgeopt.train",)
     # Measured (seed 0, on 2 threads): ratio 0.2 + 6 epochs kept SimpleCNN and the ResNet within 0.56 pt at
     # 0.58x MACs; 0.3 + 4 epochs cost 2.5 / 2.1 pt; distillation (weight 0.7) did not help (0.68 / 0.76 pt).
     # On 1 thread (the pinned count) 6 epochs cost the ResNet 1.08 pt, 8 epochs 0.88 pt: 8 it is.
