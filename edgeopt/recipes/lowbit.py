@@ -27,7 +27,7 @@ from torch import nn
 
 from edgeopt import bitops, cache
 from edgeopt.artifact import write_meta
-from edgeopt.recipes.base import Recipe, RecipeError, build_into
+from edgeopt.recipes.base import Recipe, RecipeError, build_code, build_into
 from edgeopt.recipes.export import example_input
 
 SCHEDULES = ("fixed", "position", "sensitivity")
@@ -158,7 +158,7 @@ def _input_ranges(model: nn.Module, names: set[str], batches) -> dict[str, list[
 
 
 def _sensitivity_plan(recipe: LowBit, model, layers, plan, ctx) -> list[bitops.Layer]:
-    from edgeopt.recipes import mixed, weights_digest
+    from edgeopt.recipes import mixed
 
     covered = [i for i, lay in enumerate(layers) if lay.kind in recipe.layers]
     limit = bitops.totals(bit_plan(replace(recipe, schedule=recipe.budget), layers))["bitops"]
@@ -166,9 +166,8 @@ def _sensitivity_plan(recipe: LowBit, model, layers, plan, ctx) -> list[bitops.L
     free = covered[1:-1]
     # The table does not depend on the budget: variants that differ only in it (lowbit_mixed, _w4a8) share one pass,
     # minutes on MobileNetV2-CIFAR.
-    key = cache.digest({"weights": weights_digest(model), "config": asdict(replace(recipe, name="", budget="fixed")),
-                        "images": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
-                        "code": [cache.file_sha256(f) for f in (mixed.__file__, __file__)]})
+    key = cache.digest({"weights": ctx.base_digest, "config": asdict(replace(recipe, name="", budget="fixed")),
+                        "images": hashlib.sha256(images.numpy().tobytes()).hexdigest(), "code": build_code(recipe)})
 
     def measure(tmp: Path) -> None:
         table = mixed.sensitivities(model, [layers[i] for i in free], recipe.choices, images, fake_quantize_weight)
