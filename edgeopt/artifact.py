@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-FORMATS = ("torch", "torchscript", "onnx", "torch_export")
+FORMATS = ("torch", "torchscript", "onnx", "torch_export", "pte")
 
 
 @dataclass(frozen=True)

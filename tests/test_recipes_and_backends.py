@@ -24,7 +24,7 @@ def test_every_format_has_a_backend():
     assert {recipe.format for recipe in VARIANTS.values()} <= {f for b in BACKENDS for f in runner_class(b).formats}
 
 
-LOSSLESS = ["fp32", "torchscript", "onnx_fp32"]
+LOSSLESS = ["fp32", "torchscript", "onnx_fp32", "executorch_fp32"]
 
 
 @pytest.mark.parametrize("variant", LOSSLESS)

@@ -13,6 +13,8 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("edgeopt.backends.onnxruntime", "OnnxRuntimeRunner"),
     "opencv": ("edgeopt.backends.opencv", "OpenCVRunner"),
     "opencv_classic": ("edgeopt.backends.opencv", "OpenCVClassicRunner"),
+    "openvino": ("edgeopt.backends.openvino", "OpenVINORunner"),
+    "executorch": ("edgeopt.backends.executorch", "ExecuTorchRunner"),
 }
 
 

@@ -23,8 +23,10 @@ from edgeopt.artifact import Artifact, read_meta
 from edgeopt.data import load_split, normalize, split_files
 from edgeopt.models import ModelSpec, Weights
 from edgeopt.recipes.base import Recipe, RecipeError, build_code, build_into
+from edgeopt.recipes.executorch import ExecuTorchXnnpack
 from edgeopt.recipes.export import OnnxExport, TorchFp32, TorchScriptTrace
 from edgeopt.recipes.lowbit import LowBit
+from edgeopt.recipes.nncf_quant import NncfInt8
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
 from edgeopt.recipes.pt2e import TorchInt8Pt2e
 from edgeopt.recipes import trained
@@ -52,6 +54,11 @@ VARIANTS: dict[str, Recipe] = {
     "ort_int8_static_qoperator": OrtStaticInt8(name="ort_int8_static_qoperator", quant_format="QOperator"),
     # 7-bit weights: exact on every x86 CPU (a u8*s7 pair sum fits int16), where 8-bit U8S8 saturates without VNNI.
     "ort_int8_static_reduce_range": OrtStaticInt8(name="ort_int8_static_reduce_range", reduce_range=True),
+    # OpenVINO's quantizer on the same export and calibration images, QDQ ONNX (edgeopt/recipes/nncf_quant.py).
+    "nncf_int8": NncfInt8(),
+    # ExecuTorch with the XNNPACK delegate (edgeopt/recipes/executorch.py), FP32 and XNNPACK's INT8.
+    "executorch_fp32": ExecuTorchXnnpack(),
+    "executorch_int8": ExecuTorchXnnpack(name="executorch_int8", int8=True, calibration_images=256),
     "torch_bf16": TorchHalf(),
     "torch_int8_dynamic": TorchDynamicInt8(),
     "torch_int8_pt2e": TorchInt8Pt2e(),
