@@ -186,7 +186,7 @@ def test_invalid_pruning_amount(tiny_model, weights, data_dir):
 
 
 def test_only_format_conversions_claim_to_be_lossless():
-    assert {name for name, recipe in VARIANTS.items() if recipe.lossless} == {"fp32", "torchscript", "onnx_fp32"}
+    assert {name for name, recipe in VARIANTS.items() if recipe.lossless} == {"fp32", "torchscript", "onnx_fp32", "executorch_fp32"}
 
 
 def test_dynamo_export_needs_its_value_info_dropped_before_quantize_dynamic(tiny_model, weights, tmp_path):

@@ -74,7 +74,7 @@ def run_suite(pytester, *args):
 
 def test_suite_runs_on_a_registered_user_model(pytester, user_project):
     result = run_suite(pytester, "--edgeopt-data", str(user_project))
-    result.assert_outcomes(passed=22)  # 5 backend cases x 4 concerns + 3 sizes - 1 reference agreement
+    result.assert_outcomes(passed=26)  # 6 backend cases x 4 concerns + 3 sizes - 1 reference agreement
     result.stdout.fnmatch_lines(["*test_accuracy.py::test_accuracy?user_net-onnx_fp32-opencv? PASSED*",
                                  "*test_size.py::test_size?user_net-torchscript? PASSED*",
                                  "*capability matrix*"])
@@ -97,7 +97,7 @@ def test_a_broken_budget_fails_with_every_violation_and_its_figure(pytester, use
     strict.write_text("[defaults]\ntop1_min = 1.01\n[model.user_net.variant.onnx_fp32]\nsize_ratio_max = 0.5\n")
     result = run_suite(pytester, "--edgeopt-data", str(user_project), "--edgeopt-budgets", str(strict),
                        "-k", "accuracy or size")
-    result.assert_outcomes(passed=2, failed=6)
+    result.assert_outcomes(passed=2, failed=7)
     result.stdout.fnmatch_lines(["*user_net-onnx_fp32-onnxruntime over budget:*",
                                  "*top1 = * breaks top1_min = 1.01*",
                                  "*size_ratio = * breaks size_ratio_max = 0.5*"])
@@ -105,16 +105,16 @@ def test_a_broken_budget_fails_with_every_violation_and_its_figure(pytester, use
 
 def test_missing_data_skips_with_the_path_and_layout(pytester, user_project):
     result = run_suite(pytester, "--edgeopt-data", str(pytester.path / "nowhere"), "-rs", "-k", "accuracy or size")
-    result.assert_outcomes(passed=3, skipped=5)
+    result.assert_outcomes(passed=3, skipped=6)
     result.stdout.fnmatch_lines(["*data folder not found: *nowhere/userdata/test; expected an ImageFolder tree*"])
 
 
 def test_a_run_whose_every_case_skipped_fails_naming_the_reason(pytester, user_project):
     result = run_suite(pytester, "--edgeopt-data", str(pytester.path / "nowhere"), "-k", "accuracy")
-    result.assert_outcomes(skipped=5)
+    result.assert_outcomes(skipped=6)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*edgeopt: nothing measured*",
-                                 "*all 5 suite cases skipped, nothing was measured; most often (5x): data folder not found*"])
+                                 "*all 6 suite cases skipped, nothing was measured; most often (6x): data folder not found*"])
 
 
 def test_unknown_budget_key_is_a_usage_error(pytester, user_project):
@@ -157,7 +157,7 @@ def test_the_suite_runs_from_an_installed_wheel(pytester, user_project, tmp_path
     where = pytester.run(sys.executable, "-c", "import edgeopt.suite.plugin as p; print(p.__file__)")
     assert str(tmp_path / "site") in where.stdout.str()
     result = run_suite(pytester, "--edgeopt-data", str(user_project), "-k", "size or accuracy")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
     result.stdout.fnmatch_lines([f"*{tmp_path.name}/site/edgeopt/suite/test_size.py::test_size?user_net-onnx_fp32? PASSED*"])
 
 
