@@ -54,3 +54,22 @@ def test_global_max_pool_is_rewritten_into_the_core_aten_opset_with_the_same_val
     before = model(x)
     ops = {str(n.target) for n in torch.export.export(_core_aten(model), (x,)).run_decompositions().graph.nodes}
     assert "aten.adaptive_max_pool2d.default" not in ops and torch.equal(model(x), before)
+
+
+def test_relu6_after_a_conv_is_quantized_over_its_clamped_range_not_the_conv_output():
+    from types import SimpleNamespace
+
+    from edgeopt.recipes.executorch import _quantized
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU6()).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(20)  # conv outputs far beyond [0, 6], as in EfficientNet-Lite0
+    x = torch.from_numpy(X)
+    ctx = SimpleNamespace(spec=SimpleNamespace(input_size=(3, 8, 8)), calibration_batches=lambda n: [X])
+    quantized = _quantized(model, ctx, VARIANTS["executorch_int8"])
+    scales = [float(n.args[1]) for n in quantized.graph.nodes if "quantize_per_tensor" in str(n.target)
+              and n.args[0].op != "placeholder" and "dequantize" not in str(n.target)]
+    assert scales and max(scales) <= 6 / 255 * 1.01, scales  # [0, 6] over the int8 levels
+    with torch.no_grad():
+        assert metrics.sqnr_db(model(x).numpy(), quantized(x).numpy()) > 30
