@@ -2,7 +2,7 @@
 
 Limits are keys ``<metric>_min`` or ``<metric>_max`` where ``<metric>`` names a field of a measurement
 (``top1_drop_max = 0.2``), layered ``[defaults]`` -> every ``[family.NAME]`` whose ``variants`` globs match
-(in file order) -> ``[variant.V]`` -> ``[model.M]`` -> families that also name ``models`` (globs) ->
+(in file order; one naming ``backends`` only for those backends' cases) -> ``[variant.V]`` -> ``[model.M]`` -> families that also name ``models`` (globs) ->
 ``[model.M.variant.V]``, a later layer overriding.
 ``skip = "reason"`` at a layer leaves a model-variant out of the run, reported as a skip with its reason (e.g. a
 build too costly for CI); with ``skip_cpu_without = [flags]`` only on a CPU that has none of those flags.
@@ -111,11 +111,13 @@ class Budgets:
         budgets.validate()
         return budgets
 
-    def _layers(self, model: str, variant: str) -> list[tuple[str, dict]]:
+    def _layers(self, model: str, variant: str, backend: str | None) -> list[tuple[str, dict]]:
         t = self.table
         m = t.get("model", {}).get(model, {})
+        # A family naming backends holds only those backends' cases (not the backend-independent size test).
         families = [(f"family.{name}", f) for name, f in t.get("family", {}).items()
-                    if _glob(variant, f["variants"]) and _glob(model, f.get("models", [model]))]
+                    if _glob(variant, f["variants"]) and _glob(model, f.get("models", [model]))
+                    and ("backends" not in f or (backend is not None and _glob(backend, f["backends"])))]
         return [("defaults", t.get("defaults", {})), *[f for f in families if "models" not in f[1]],
                 (f"variant.{variant}", t.get("variant", {}).get(variant, {})),
                 (f"model.{model}", {k: v for k, v in m.items() if k != "variant"}),
@@ -130,6 +132,7 @@ class Budgets:
         for name, family in self.table.get("family", {}).items():
             _check_names(self.source, f"family.{name}", family.get("variants"), "variants")
             _check_names(self.source, f"family.{name}", family.get("models", ["*"]), "models")
+            _check_names(self.source, f"family.{name}", family.get("backends", ["*"]), "backends")
             if {"xfail", "xfails"} & set(family):
                 raise BudgetError(f"{self.source} [family.{name}]: a family holds limits and skips; known failures "
                                   f"go in [[xfail]] entries")
@@ -168,6 +171,7 @@ class Budgets:
         for name, family in self.table.get("family", {}).items():
             check(f"family.{name}", "variant", family["variants"], variants)
             check(f"family.{name}", "model", family.get("models", []), models)
+            check(f"family.{name}", "backend", family.get("backends", []), backends)
         for m, table in self.table.get("model", {}).items():
             check(f"model.{m}", "model", m, models)
             check(f"model.{m}", "variant", list(table.get("variant", {})), variants)
@@ -225,7 +229,7 @@ class Budgets:
                     and ("tests" not in entry or test in entry["tests"]) \
                     and scopes.cpu_matches(entry, cpu_flags) and scopes.runtimes_match(entry, version_of):
                 xfail = entry["xfail"].replace("{measured}", figure)
-        for _, layer in self._layers(model, variant):
+        for _, layer in self._layers(model, variant, backend):
             if "skip" in layer and not cpu_flags.intersection(layer.get("skip_cpu_without", ())):
                 skip = layer["skip"]
             limits.update({k: float(v) for k, v in layer.items() if k not in _META_KEYS})

@@ -278,6 +278,15 @@ def test_families_share_limits_and_one_naming_models_outranks_the_model_table(tm
     assert b.for_("m", "fp32").limits == {"top1_drop_max": 0.1, "model_rss_mb_max": 60}
 
 
+def test_a_family_naming_backends_holds_only_their_cases_not_the_size_test():
+    b = Budgets(tomllib.loads('[defaults]\nmodel_rss_mb_max = 60\n'
+                              '[family.plugin]\nvariants = ["*"]\nbackends = ["openvino"]\nmodel_rss_mb_max = 90\n'))
+    b.validate()
+    assert b.for_("m", "fp32", "openvino", "memory").limits == {"model_rss_mb_max": 90}
+    assert b.for_("m", "fp32", "onnxruntime", "memory").limits == {"model_rss_mb_max": 60}
+    assert b.for_("m", "fp32", None, "size").limits == {"model_rss_mb_max": 60}
+
+
 def test_entries_match_globs_inherit_with_like_and_cover_only_cases_with_a_figure():
     b = Budgets(tomllib.loads(ENTRIES))
     b.validate()
