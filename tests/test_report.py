@@ -131,9 +131,25 @@ def test_the_html_page_renders_its_tables_and_charts_in_a_headless_browser(resul
 @pytest.mark.parametrize("xfails, verdict", [({"agreement": "known"}, "xfail"), ({}, "over: top1_agreement"),
                                              ({"size": "known"}, "over: top1_agreement"), (None, "over: ")])
 def test_a_broken_limit_is_xfail_only_where_its_own_concern_expects_the_miss(xfails, verdict):
-    from edgeopt.report.results import _verdict
+    from edgeopt.report.results import budget_verdict as _verdict
 
     extra = {"budget": {"top1_agreement_min": 0.97, "size_ratio_max": 0.3}, "top1_agreement": 0.95,
              "size_ratio": 0.26, "budget_xfails": xfails}
     assert _verdict(extra).startswith(verdict)
     assert _verdict({**extra, "top1_agreement": 0.99}) == "ok"
+
+
+def test_the_run_names_the_fastest_case_within_budget_per_model_and_runtime():
+    from edgeopt.suite.case import Case
+    from edgeopt.suite.reports import fastest_within_budget
+
+    lines = []
+    tr = type("Reporter", (), {"section": lambda self, title: lines.append(title),
+                               "write_line": lambda self, line: lines.append(line)})()
+    fastest_within_budget(tr, {Case("m", "onnx_fp32", "onnxruntime"): (4e-3, "ok"),
+                               Case("m", "int8_bad", "onnxruntime"): (1e-3, "over: top1_drop = 3 pt breaks ..."),
+                               Case("m", "int8", "onnxruntime"): (2e-3, "ok"),
+                               Case("m", "simulated", "torchscript"): (1e-4, None),
+                               Case("m", "fp32", "torch"): (8e-3, "ok")})
+    rows = [line.split() for line in lines[2:]]
+    assert rows == [["m", "onnxruntime", "int8", "2.000", "2.00x", "4.00x"], ["m", "torch", "fp32", "8.000", "0.50x", "1.00x"]]

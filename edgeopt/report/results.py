@@ -59,11 +59,11 @@ def _row(source: str, cpu_kind: str, bench: dict) -> dict:
             "latency_median_ms": None if _finite(stats.get("median")) is None else 1e3 * stats["median"],
             "latency_ci_low_ms": _finite(ci[0]), "latency_ci_high_ms": _finite(ci[1]),
             "latency_iqr_ms": None if _finite(stats.get("iqr")) is None else 1e3 * stats["iqr"],
-            "latency_rounds": stats.get("rounds"), "budget_verdict": _verdict(extra),
+            "latency_rounds": stats.get("rounds"), "budget_verdict": budget_verdict(extra),
             "budget_limits": extra.get("budget") if isinstance(extra.get("budget"), dict) else {}}
 
 
-def _verdict(extra: dict) -> str | None:
+def budget_verdict(extra: dict) -> str | None:
     """ok; xfail (budgets.toml expects this case to miss: every broken limit is one its concern's xfail covers);
     over: the limits broken that nothing expects; None if the input holds no budget."""
     if not isinstance(extra.get("budget"), dict):

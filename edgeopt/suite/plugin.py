@@ -23,7 +23,7 @@ from edgeopt.pytest_plugin import metric_drift, tool_config
 from edgeopt.recipes import VARIANTS
 from edgeopt.suite import gate
 from edgeopt.suite.case import Bench, Case, all_cases, reported_errors, xdist_group
-from edgeopt.suite.reports import CapabilityMatrix, latency_table, measured_nothing
+from edgeopt.suite.reports import CapabilityMatrix, fastest_within_budget, latency_table, measured_nothing
 from edgeopt.workbench import Workbench
 
 _BUDGETS = pytest.StashKey["Budgets | None"]()
@@ -214,7 +214,7 @@ def latency_relative(pytestconfig: pytest.Config):
 
 @pytest.fixture(scope="session")
 def latency_medians(pytestconfig: pytest.Config) -> dict:
-    """Case -> median seconds, filled by test_latency, printed at the end of the run."""
+    """Case -> (median seconds, budget verdict), filled by test_latency, printed at the end of the run."""
     return pytestconfig.stash.setdefault(_LATENCY, {})
 
 
@@ -230,5 +230,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_line(why)
     if config.stash.get(_LATENCY, None):
         latency_table(terminalreporter, config.stash[_LATENCY])
+        fastest_within_budget(terminalreporter, config.stash[_LATENCY])
     if _MATRIX in config.stash:
         config.stash[_MATRIX].write(terminalreporter)

@@ -9,8 +9,8 @@ def _fp32_on(backend: str) -> str:
 
 
 def latency_table(tr, medians: dict) -> None:
-    """``medians``: Case -> median seconds of this run."""
-    by_key = {(c.model, c.variant, c.backend): t for c, t in medians.items()}
+    """``medians``: Case -> (median seconds of this run, budget verdict or None where accuracy was not measured)."""
+    by_key = {(c.model, c.variant, c.backend): t for c, (t, _) in medians.items()}
     tr.section("edgeopt latency (batch 1, median) vs ONNX Runtime FP32 and PyTorch eager FP32")
     tr.write_line(f"{'case':<52}{'median ms':>11}{'vs ort fp32':>13}{'vs eager':>10}  flag")
     for (model, variant, backend), t in sorted(by_key.items()):
@@ -65,3 +65,20 @@ def measured_nothing(matrix: CapabilityMatrix) -> str | None:
     reason, n = max(matrix.skips.items(), key=lambda kv: kv[1])
     return (f"edgeopt: all {sum(matrix.skips.values())} suite cases skipped, nothing was measured; "
             f"most often ({n}x): {reason}")
+
+
+def fastest_within_budget(tr, medians: dict) -> None:
+    """Per model and runtime, the fastest case whose every measured figure keeps its budget."""
+    by_key = {(c.model, c.variant, c.backend): t for c, (t, _) in medians.items()}
+    best: dict[tuple[str, str], tuple[float, str]] = {}
+    for c, (t, verdict) in medians.items():
+        if verdict == "ok" and t < best.get((c.model, c.backend), (float("inf"), ""))[0]:
+            best[(c.model, c.backend)] = (t, c.variant)
+    if not best:
+        return
+    tr.section("edgeopt fastest variant within budget per model and runtime (accuracy measured, not simulated)")
+    tr.write_line(f"{'model':<22}{'runtime':<16}{'variant':<36}{'median ms':>10}{'vs ort fp32':>13}{'vs eager':>10}")
+    for (model, backend), (t, variant) in sorted(best.items()):
+        ort, eager = by_key.get((model, "onnx_fp32", "onnxruntime")), by_key.get((model, "fp32", "torch"))
+        tr.write_line(f"{model:<22}{backend:<16}{variant:<36}{t * 1e3:>10.3f}"
+                      f"{(f'{ort / t:.2f}x' if ort else '-'):>13}{(f'{eager / t:.2f}x' if eager else '-'):>10}")

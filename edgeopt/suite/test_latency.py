@@ -4,13 +4,15 @@ A model's cases are timed together in interleaved rounds (:mod:`edgeopt.latency`
 fixture), so that drift does not rank identical kernels apart; their drift-normalised rounds become this case's
 pytest-benchmark rounds, and ``--benchmark-compare`` compares them with the baseline of this CPU kind.  Warm-up,
 minimum rounds and time per case are pytest-benchmark's options (this repository sets them in pytest.ini).  Under ``--benchmark-disable`` each case is loaded and
-run once.  The end of the run prints every median with its speed-up over ONNX Runtime FP32 and PyTorch eager FP32.
+run once.  The end of the run prints every median with its speed-up over ONNX Runtime FP32 and PyTorch eager FP32,
+and the fastest case within budget per model and runtime.
 On a CPU kind with no stored baseline, ``--edgeopt-compare-relative`` compares ratios to the model's ONNX Runtime FP32 case
 with another kind's run instead (:mod:`edgeopt.suite.relative`).  With ``--edgeopt-gate-base REF`` each case is judged by the A/B gate against REF instead (:mod:`edgeopt.suite.gate`).
 """
 import pytest
 
 from edgeopt.latency import record
+from edgeopt.report.results import budget_verdict
 from edgeopt.suite.gate import assert_verdict
 
 
@@ -30,6 +32,8 @@ def test_latency(bench, benchmark, latency_medians, latency_panel, latency_gate,
                                 median_ci_ms=[t * 1e3 for t in timed.ci_s], calls_per_round=timed.calls_per_round,
                                 raw_median_ms=1e3 * sorted(timed.raw_s)[len(timed.raw_s) // 2], **bench.summary())
     record(benchmark, timed)
-    latency_medians[bench.case] = timed.median_s
+    # a pick needs its accuracy measured and a real speed (not a simulated low-bit model's float one)
+    pickable = "top1_drop" in benchmark.extra_info and not benchmark.extra_info.get("simulated")
+    latency_medians[bench.case] = (timed.median_s, budget_verdict(benchmark.extra_info) if pickable else None)
     if (slower := latency_relative(bench.case, timed.median_s)) is not None:  # --edgeopt-compare-relative
         pytest.fail(slower, pytrace=False)
