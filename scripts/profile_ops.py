@@ -4,6 +4,7 @@ a model can be read operator class by operator class.  Written to docs/measureme
 generated table docs/measurements/op-profile.md.
 
     EDGEOPT_DATA=../shared/data .venv/bin/python scripts/profile_ops.py mobilenet_v2_cifar efficientnet_lite0
+    ... profile_ops.py --variants nncf_int8 mobilenet_v2_cifar   (only those rows replaced)
 """
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ CONVS = ("Conv", "QLinearConv", "FusedConv", "NhwcFusedConv", "ConvInteger")
 
 
 def _conv_kind(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> str:
-    """depthwise (group == channels), pointwise (1x1) or dense (k x k), from the optimized graph's attributes."""
+    """depthwise (group > 1), pointwise (1x1) or dense (k x k), from the optimized graph's attributes."""
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     weight = node.input[3 if node.op_type == "QLinearConv" else 1]
-    kernel = shapes.get(weight, [0, 0, 0, 0])
+    if weight not in shapes:  # weights computed at run time: a float Conv ORT did not fuse into QLinearConv
+        return "conv on dequantized weights"
+    kernel = shapes[weight]
     if attrs.get("group", 1) > 1:
         return "conv depthwise"
     return "conv pointwise" if list(kernel[2:]) == [1, 1] else "conv dense"
@@ -110,6 +113,12 @@ def main(argv: list[str]) -> int:
     if not rows:
         print("nothing profiled", file=sys.stderr)
         return 1
+    # rows of model-variants not profiled this time are kept (a run of one variant replaces only its rows)
+    done = {(r["model"], r["variant"]) for r in rows}
+    old = json.loads((DOCS / "op-profile.json").read_text()) if (DOCS / "op-profile.json").is_file() else []
+    rows = [r for r in old if (r["model"], r["variant"]) not in done] + rows
+    order = {(r["model"], r["variant"]): i for i, r in enumerate(old)}
+    rows.sort(key=lambda r: order.get((r["model"], r["variant"]), len(order)))
     write_atomically(DOCS / "op-profile.json", json.dumps(rows, indent=1) + "\n")
     write_atomically(DOCS / "op-profile.md", _markdown(rows))
     return 0
