@@ -5,8 +5,8 @@ suite runs (OpenVINO, ONNX Runtime, OpenCV) and is compared with ONNX Runtime's 
 the same export, the same calibration images.  NNCF places quantizers by its CPU hardware config (it skips
 those the CPU plugin would not fuse).  Two choices are pinned from measurement (docs/variants.md):
 activations per tensor (NNCF's CPU config may give a depthwise convolution's input one scale per channel, which
-ONNX Runtime's QLinearConv fusion rejects at run time) and full bias correction (EfficientNet-Lite0 dropped
-1.33 pt with the fast one, 0.78 pt with it; the 1.0 pt budget).
+ONNX Runtime's QLinearConv fusion rejects at run time) and full bias correction (on EfficientNet-Lite0 the fast
+one broke the 1.0 pt budget; figures in docs/variants.md).
 """
 from __future__ import annotations
 

@@ -8,17 +8,21 @@ def _fp32_on(backend: str) -> str:
     return {"torch": "fp32", "torchscript": "torchscript"}.get(backend, "onnx_fp32")
 
 
+def _speedups(by_key: dict, model: str, t: float) -> str:
+    """The "vs ort fp32" and "vs eager" cells: the model's reference medians of this run over ``t``."""
+    ort, eager = by_key.get((model, "onnx_fp32", "onnxruntime")), by_key.get((model, "fp32", "torch"))
+    return f"{(f'{ort / t:.2f}x' if ort else '-'):>13}{(f'{eager / t:.2f}x' if eager else '-'):>10}"
+
+
 def latency_table(tr, medians: dict) -> None:
     """``medians``: Case -> (median seconds of this run, budget verdict or None where accuracy was not measured)."""
     by_key = {(c.model, c.variant, c.backend): t for c, (t, _) in medians.items()}
     tr.section("edgeopt latency (batch 1, median) vs ONNX Runtime FP32 and PyTorch eager FP32")
     tr.write_line(f"{'case':<52}{'median ms':>11}{'vs ort fp32':>13}{'vs eager':>10}  flag")
     for (model, variant, backend), t in sorted(by_key.items()):
-        ort, eager = by_key.get((model, "onnx_fp32", "onnxruntime")), by_key.get((model, "fp32", "torch"))
         same = by_key.get((model, _fp32_on(backend), backend))
         flag = "SLOWER than FP32 on this runtime" if same is not None and t > same * 1.05 else ""
-        tr.write_line(f"{model + '-' + variant + '-' + backend:<52}{t * 1e3:>11.3f}"
-                      f"{(f'{ort / t:.2f}x' if ort else '-'):>13}{(f'{eager / t:.2f}x' if eager else '-'):>10}  {flag}")
+        tr.write_line(f"{model + '-' + variant + '-' + backend:<52}{t * 1e3:>11.3f}{_speedups(by_key, model, t)}  {flag}")
 
 
 class CapabilityMatrix:
@@ -79,6 +83,4 @@ def fastest_within_budget(tr, medians: dict) -> None:
     tr.section("edgeopt fastest variant within budget per model and runtime (accuracy measured, not simulated)")
     tr.write_line(f"{'model':<22}{'runtime':<16}{'variant':<36}{'median ms':>10}{'vs ort fp32':>13}{'vs eager':>10}")
     for (model, backend), (t, variant) in sorted(best.items()):
-        ort, eager = by_key.get((model, "onnx_fp32", "onnxruntime")), by_key.get((model, "fp32", "torch"))
-        tr.write_line(f"{model:<22}{backend:<16}{variant:<36}{t * 1e3:>10.3f}"
-                      f"{(f'{ort / t:.2f}x' if ort else '-'):>13}{(f'{eager / t:.2f}x' if eager else '-'):>10}")
+        tr.write_line(f"{model:<22}{backend:<16}{variant:<36}{t * 1e3:>10.3f}{_speedups(by_key, model, t)}")
