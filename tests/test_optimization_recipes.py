@@ -11,6 +11,7 @@ from edgeopt import metrics
 from edgeopt.backends import runner_class
 from edgeopt.recipes import VARIANTS, BuildContext, _data_identity, build
 from edgeopt.recipes.base import RecipeError
+from edgeopt.recipes.export import OnnxExport
 from edgeopt.recipes.onnx_quant import OrtStaticInt8, op_histogram
 from edgeopt.recipes.pruning import PruneL1Unstructured
 from tests.conftest import quantized_conv_weights, write_image_folder
@@ -141,6 +142,24 @@ def test_calibration_uses_training_images_only(tiny_model, weights, data_dir):
     assert _data_identity(ctx, recipe) == before
     write_image_folder(data_dir / "tiny" / "train", per_class=5, seed=9)  # calibration tree changes
     assert _data_identity(ctx, recipe) != before
+
+
+def _weight_types(artifact) -> list[int]:
+    model = onnx.load(str(artifact.path))
+    return [t.data_type for t in model.graph.initializer if t.name.endswith("weight_quantized")]
+
+
+def test_four_bit_weights_are_packed_int4_at_opset_21_with_the_edges_kept_at_int8(tiny_model, weights, data_dir):
+    w4 = OrtStaticInt8(name="w4", weight_type="QInt4", base=OnnxExport(opset=21))
+    int4 = build(tiny_model, w4, weights, data_dir=data_dir)
+    assert _weight_types(int4) == [onnx.TensorProto.INT4] * 2
+    assert [o.version for o in onnx.load(str(int4.path)).opset_import if o.domain == ""] == [21]
+    edges = build(tiny_model, OrtStaticInt8(name="w4e", weight_type="QInt4", edge_weight_type="QInt8",
+                                            base=OnnxExport(opset=21)), weights, data_dir=data_dir)
+    assert _weight_types(edges) == [onnx.TensorProto.INT8] * 2  # TinyNet's conv and fc are its first and last
+    assert int4.path.stat().st_size < edges.path.stat().st_size
+    with pytest.raises(RecipeError, match="opset >= 21"):
+        build(tiny_model, OrtStaticInt8(name="w4_18", weight_type="QInt4"), weights, data_dir=data_dir)
 
 
 def test_bad_quantization_option_is_a_recipe_error(tiny_model, weights, data_dir):

@@ -66,6 +66,8 @@ class OrtStaticInt8(Recipe):
     # 7-bit weights: ORT's U8S8 kernels on x86 CPUs without VNNI (AVX2 / AVX-512 only) add pairs of
     # u8*s8 products in int16 and saturate; ORT's own advice there is reduce_range or U8U8.
     reduce_range: bool = False
+    # The first and last Conv/Gemm weights at this type instead of weight_type (HAWQ-V3 keeps them at 8 bits).
+    edge_weight_type: str | None = None
     preprocess: bool = True
     base: OnnxExport = OnnxExport()
 
@@ -170,6 +172,18 @@ def _pre_process(path: Path, model_name: str) -> str:
         return "no symbolic shape inference"
 
 
+_FOUR_BIT = ("QInt4", "QUInt4")
+
+
+def _edge_overrides(model, weight_type) -> dict:
+    """TensorQuantOverrides giving the first and last Conv/Gemm weight initializer ``weight_type``, per channel."""
+    initializers = {t.name for t in model.graph.initializer}
+    weights = [n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm") and n.input[1] in initializers]
+    if not weights:
+        raise RecipeError("no Conv or Gemm with an initializer weight to keep at the edge width")
+    return {name: [{"quant_type": weight_type, "axis": 0}] for name in {weights[0], weights[-1]}}
+
+
 def _calibration_reader(ctx, input_name: str, count: int):
     """Calibration batches for ORT, readable in ranges: ORT's calibrators keep every activation of what
     they are fed until they reduce it, so ``quantize_static`` is driven one batch at a time
@@ -199,13 +213,20 @@ def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    if recipe.weight_type in _FOUR_BIT and recipe.base.opset < 21:
+        raise RecipeError(f"{recipe.name}: 4-bit weights need an opset >= 21 base (DequantizeLinear INT4), "
+                          f"its base exports opset {recipe.base.opset}")
     base = ctx.artifact(recipe.base)
     source = directory / "preprocessed.onnx"
     onnx.save(_load_without_value_info(base.path), str(source))
     preprocessing = "none"
     if recipe.preprocess:
         preprocessing = _pre_process(source, ctx.spec.name)
-    input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
+    source_model = onnx.load(str(source), load_external_data=False)
+    input_name = source_model.graph.input[0].name
+    extra = {"CalibStridedMinMax": 1}
+    if recipe.edge_weight_type:
+        extra["TensorQuantOverrides"] = _edge_overrides(source_model, _enum(QuantType, recipe.edge_weight_type))
     path = directory / "model.onnx"
     try:
         with _quiet():
@@ -214,7 +235,7 @@ def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
                             activation_type=_enum(QuantType, recipe.activation_type),
                             weight_type=_enum(QuantType, recipe.weight_type),
                             calibrate_method=_enum(CalibrationMethod, recipe.calibrate_method),
-                            reduce_range=recipe.reduce_range, extra_options={"CalibStridedMinMax": 1})
+                            reduce_range=recipe.reduce_range, extra_options=extra)
     except RecipeError:
         raise
     except Exception as exc:
