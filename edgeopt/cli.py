@@ -92,7 +92,9 @@ def cmd_measure(args) -> int:
 def cmd_finetune(args) -> int:
     from edgeopt.recipes import get_variant, trained
 
-    entry = trained.publish(get_model(args.model), get_variant(args.variant), args.data, args.force)
+    variant = get_variant(args.variant)
+    stage = next((r for r in variant.lineage() if r.trains), variant)  # e.g. lowbit_w4a8_qat: its qat_w4a8
+    entry = trained.publish(get_model(args.model), stage, args.data, args.force)
     print(json.dumps(entry, indent=2, sort_keys=True))
     return 0
 

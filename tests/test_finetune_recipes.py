@@ -235,3 +235,23 @@ def test_a_committed_finetune_that_does_not_match_its_sha256_is_a_clear_error(ti
         f.write(b"x")
     with pytest.raises(RecipeError, match="restore it from git"):
         build(tiny_model, STRUCTURED, weights, data_dir=data_dir)
+
+
+def test_qat_trains_the_float_weights_through_the_planned_quantizers(tiny_model, weights, data_dir):
+    from edgeopt.recipes.lowbit import LowBit, fake_quantize_weight
+    from edgeopt.recipes.qat import QatFinetune, _FakeQuantWeight
+
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    out = _FakeQuantWeight(4)(w)
+    out.sum().backward()
+    assert torch.equal(out, fake_quantize_weight(w.detach(), 4)) and torch.equal(w.grad, torch.ones_like(w))
+    target = LowBit(name="w4", weight_bits=4, edge_bits=4)
+    qat = QatFinetune(name="qat", target=target, finetune_lr=0.05)
+    tuned = build(tiny_model, qat, weights, data_dir=data_dir)
+    state, base = torch.load(tuned.path, weights_only=True), weights.module.state_dict()
+    assert state.keys() == base.keys() and not torch.equal(state["conv.weight"], base["conv.weight"])
+    assert tuned.meta["qat_weight_bits"] == [4, 4]
+    low = build(tiny_model, LowBit(name="w4_qat", weight_bits=4, edge_bits=4, source=qat), weights, data_dir=data_dir)
+    assert {lay["weight_bits"] for lay in low.meta["layers"]} == {4} and run(low, "torchscript").shape == (6, 3)
+    with pytest.raises(ValueError, match="fixed or position"):
+        QatFinetune(target=LowBit(schedule="sensitivity"))

@@ -104,3 +104,21 @@ def test_the_size_concern_carries_bitops_and_weight_memory_from_the_build(tiny_m
     assert w8["weight_memory_ratio"] < 0.3 and w8["bitops"] == wb.macs("tiny_test") * 64
     assert w4["weight_bits"] == [8, 8] and w4["bitops"] == w8["bitops"]  # the tiny net is all first and last layer
     assert "bitops_ratio" not in wb.size("tiny_test", "torchscript")
+
+
+def test_qonnx_counts_the_bits_edgeopt_assigned_on_the_onnx_export(tiny_model, data_dir):
+    from edgeopt.qonnx_cost import inference_cost
+    from edgeopt.recipes import VARIANTS
+    from edgeopt.recipes.base import RecipeError
+
+    weights = tiny_model.build()
+    onnx_path = build(tiny_model, VARIANTS["onnx_fp32"], weights, data_dir=data_dir).path
+    conv, fc = bitops.trace_layers(weights.module, torch.zeros(1, 3, 8, 8))
+    layers = [dict(conv.as_dict(), weight_bits=4, act_bits=8), dict(fc.as_dict(), weight_bits=8)]  # fc input float
+    cost = inference_cost(onnx_path, layers)
+    # by hand: conv 8x8 pixels x 4 channels x 3x3x3, fc 4 x 3; BitOps MACs x weight bits x input bits
+    assert cost["nodes"] == {"Conv_0": (64 * 4 * 27, 64 * 4 * 27 * 4 * 8), "Gemm_0": (12, 12 * 8 * 32)}
+    assert cost["macs"] == 6912 + 12 and cost["uncounted"] == ["ReduceMean"]
+    assert cost["bitops"] == 6912 * 4 * 8 + 12 * 8 * 32 and cost["weight_bits"] == 108 * 4 + 12 * 8
+    with pytest.raises(RecipeError, match="no Conv/Gemm/MatMul reads renamed.weight"):
+        inference_cost(onnx_path, [dict(layers[0], name="renamed")])

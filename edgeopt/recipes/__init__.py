@@ -29,6 +29,7 @@ from edgeopt.recipes.lowbit import LowBit
 from edgeopt.recipes.nncf_quant import NncfInt8
 from edgeopt.recipes.onnx_quant import OnnxFp16, OrtDynamicInt8, OrtStaticInt8
 from edgeopt.recipes.pt2e import TorchInt8Pt2e
+from edgeopt.recipes.qat import QatFinetune
 from edgeopt.recipes import trained
 from edgeopt.recipes.pruning import PruneL1Unstructured, PruneStructured
 from edgeopt.recipes.torch_lowp import TorchHalf
@@ -74,6 +75,10 @@ VARIANTS: dict[str, Recipe] = {
     # The same stack with 7-bit weights, exact on x86 CPUs without VNNI (see ort_int8_static_reduce_range).
     "prune_structured_int8_reduce_range": OrtStaticInt8(name="prune_structured_int8_reduce_range",
                                                         base=_STRUCTURED_ONNX, reduce_range=True),
+    # Packed INT4 weights (opset-21 DequantizeLinear), the first and last Conv/Gemm at INT8: a file that really
+    # shrinks; ONNX Runtime and OpenVINO dequantize and run Conv in float.
+    "ort_w4a8": OrtStaticInt8(name="ort_w4a8", weight_type="QInt4", edge_weight_type="QInt8",
+                              base=OnnxExport(opset=21)),
     # Low-bit, simulated with fake quantization (edgeopt/recipes/lowbit.py): the first and last layer at 8 bits.
     "lowbit_w8a8": LowBit(),
     "lowbit_w4a8": LowBit(name="lowbit_w4a8", weight_bits=4),
@@ -84,6 +89,8 @@ VARIANTS: dict[str, Recipe] = {
     # and of all-W4A8.
     "lowbit_mixed": LowBit(name="lowbit_mixed", weight_bits=4, schedule="sensitivity", budget="position"),
     "lowbit_mixed_w4a8": LowBit(name="lowbit_mixed_w4a8", weight_bits=4, schedule="sensitivity", budget="fixed"),
+    # W4A8 after a one-epoch quantization-aware fine-tune through the same plan (edgeopt/recipes/qat.py).
+    "lowbit_w4a8_qat": LowBit(name="lowbit_w4a8_qat", weight_bits=4, source=QatFinetune()),
 }
 for _name, _recipe in VARIANTS.items():
     assert _recipe.name == _name, f"variant {_name!r} has recipe named {_recipe.name!r}"

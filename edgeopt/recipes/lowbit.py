@@ -48,6 +48,7 @@ class LowBit(Recipe):
     choices: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)  # sensitivity: the widths a layer may get
     budget: str = "fixed"  # sensitivity: at the BitOps of this schedule
     calibration_images: int = 256
+    source: Recipe | None = None  # quantize this recipe's float model instead (a QAT fine-tune: recipes/qat.py)
 
     def __post_init__(self):
         for bits in (self.weight_bits, self.act_bits, self.edge_bits):
@@ -202,6 +203,8 @@ def simulated_module(recipe: LowBit, model: nn.Module, ctx) -> tuple[nn.Module, 
 
 @build_into.register
 def _(recipe: LowBit, model, ctx, directory: Path) -> None:
+    if recipe.source is not None:
+        model = ctx.artifact(recipe.source).load_module()
     model, plan = simulated_module(recipe, model, ctx)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)

@@ -79,12 +79,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             continue
         budget = budgets.for_(case.model, case.variant, case.backend, concern)
         marks = [pytest.mark.xdist_group(xdist_group(case))]
-        if reason := VARIANTS[case.variant].unsupported_reason(get_model(case.model)) or budget.skip:
+        if reason := skip_reason(config, case, concern):
             marks.append(pytest.mark.skip(reason=reason))
         if budget.xfail:
             marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
         params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
+
+
+def skip_reason(config: pytest.Config, case, concern: str | None) -> str | None:
+    """Why ``case`` is not run for ``concern``: its recipe cannot build the model, or a budgets skip."""
+    return (VARIANTS[case.variant].unsupported_reason(get_model(case.model))
+            or config.stash[_BUDGETS].for_(case.model, case.variant, case.backend, concern).skip)
 
 
 def _check_names_once(config: pytest.Config, budgets: Budgets) -> None:
