@@ -57,7 +57,7 @@ def peak_rss(artifact: Artifact, backend: str, threads: int, input_shape: tuple[
     """Measure ``backend`` loading ``artifact`` and running ``runs`` batches of zeros of ``input_shape``."""
     request = {"model": artifact.model, "variant": artifact.variant, "format": artifact.format,
                "path": str(artifact.path), "factory": _reference(artifact.factory), "backend": backend,
-               "threads": threads, "shape": list(input_shape), "runs": runs}
+               "threads": threads, "shape": list(input_shape), "runs": runs, "meta": artifact.meta}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([p for p in sys.path if p]))
     try:
         proc = subprocess.run([sys.executable, "-m", "edgeopt.memory", json.dumps(request)], capture_output=True,
@@ -87,7 +87,7 @@ def _probe(request: dict) -> dict:
     cls.describe()  # imports the runtime library
     factory = _resolve(request["factory"]) if request["factory"] else None
     artifact = Artifact(request["model"], request["variant"], request["format"], Path(request["path"]), key="",
-                        recipe=None, factory=factory)
+                        recipe=None, factory=factory, meta=request.get("meta", {}))
     before = _status_mb("VmRSS")
     batch = np.zeros(request["shape"], dtype=np.float32)
     with cls(artifact, threads=request["threads"]) as runner:

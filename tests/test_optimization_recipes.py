@@ -162,6 +162,24 @@ def test_four_bit_weights_are_packed_int4_at_opset_21_with_the_edges_kept_at_int
         build(tiny_model, OrtStaticInt8(name="w4_18", weight_type="QInt4"), weights, data_dir=data_dir)
 
 
+def test_onnx_runtime_runs_a_file_with_the_session_config_its_recipe_wrote(tiny_model, weights, data_dir,
+                                                                            monkeypatch):
+    import onnxruntime as ort
+
+    entries = []
+
+    class Recording(ort.SessionOptions):
+        def add_session_config_entry(self, key, value):
+            entries.append((key, value))
+            super().add_session_config_entry(key, value)
+
+    config = (("session.disable_quant_qdq", "1"),)
+    folded = build(tiny_model, OrtStaticInt8(name="fold", ort_session_config=config), weights, data_dir=data_dir)
+    assert folded.meta["onnxruntime_session_config"] == dict(config)
+    monkeypatch.setattr(ort, "SessionOptions", Recording)
+    assert run(folded, "onnxruntime").shape == (6, 3) and entries == list(config)
+
+
 def test_bad_quantization_option_is_a_recipe_error(tiny_model, weights, data_dir):
     with pytest.raises(RecipeError, match="unknown QuantType 'QInt7'"):
         build(tiny_model, OrtStaticInt8(name="bad", weight_type="QInt7"), weights, data_dir=data_dir)

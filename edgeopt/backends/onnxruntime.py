@@ -19,6 +19,8 @@ class OnnxRuntimeRunner(Runner):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        for key, value in self.artifact.meta.get("onnxruntime_session_config", {}).items():
+            opts.add_session_config_entry(key, value)  # a recipe's own, e.g. ort_w4a8's weight folding
         try:
             self.session = ort.InferenceSession(str(self.artifact.path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:

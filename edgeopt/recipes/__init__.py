@@ -76,9 +76,10 @@ VARIANTS: dict[str, Recipe] = {
     "prune_structured_int8_reduce_range": OrtStaticInt8(name="prune_structured_int8_reduce_range",
                                                         base=_STRUCTURED_ONNX, reduce_range=True),
     # Packed INT4 weights (opset-21 DequantizeLinear), the first and last Conv/Gemm at INT8: a file that really
-    # shrinks; ONNX Runtime and OpenVINO dequantize and run Conv in float.
+    # shrinks; ONNX Runtime and OpenVINO dequantize and run Conv in float, ORT told to fold the weights' dequantize
+    # once at load instead of at every call (measured in docs/variants.md).
     "ort_w4a8": OrtStaticInt8(name="ort_w4a8", weight_type="QInt4", edge_weight_type="QInt8",
-                              base=OnnxExport(opset=21)),
+                              ort_session_config=(("session.disable_quant_qdq", "1"),), base=OnnxExport(opset=21)),
     # Low-bit, simulated with fake quantization (edgeopt/recipes/lowbit.py): the first and last layer at 8 bits.
     "lowbit_w8a8": LowBit(),
     "lowbit_w4a8": LowBit(name="lowbit_w4a8", weight_bits=4),

@@ -68,6 +68,8 @@ class OrtStaticInt8(Recipe):
     reduce_range: bool = False
     # The first and last Conv/Gemm weights at this type instead of weight_type (HAWQ-V3 keeps them at 8 bits).
     edge_weight_type: str | None = None
+    # ONNX Runtime session config entries the file is meant to run with (carried in its metadata to the runner).
+    ort_session_config: tuple[tuple[str, str], ...] = ()
     preprocess: bool = True
     base: OnnxExport = OnnxExport()
 
@@ -244,4 +246,4 @@ def _(recipe: OrtStaticInt8, model, ctx, directory: Path) -> None:
         source.unlink(missing_ok=True)
     write_meta(directory, file="model.onnx", format=recipe.format, base=base.key, ops=op_histogram(path),
                calibration_images=recipe.calibration_images, calibrate_method=recipe.calibrate_method,
-               preprocessing=preprocessing)
+               preprocessing=preprocessing, onnxruntime_session_config=dict(recipe.ort_session_config))
