@@ -153,3 +153,11 @@ def test_the_run_names_the_fastest_case_within_budget_per_model_and_runtime():
                                Case("m", "fp32", "torch"): (8e-3, "ok")})
     rows = [line.split() for line in lines[2:]]
     assert rows == [["m", "onnxruntime", "int8", "2.000", "2.00x", "4.00x"], ["m", "torch", "fp32", "8.000", "0.50x", "1.00x"]]
+
+
+def test_the_accuracy_chart_draws_a_model_whose_every_variant_is_far_below_its_reference():
+    from edgeopt.report.charts import accuracy_chart
+
+    rows = [{"variant": "ort_w4a8", "backend": b, "top1": 0.16, "reference_top1": 0.88, "budget_limits": {}}
+            for b in ("onnxruntime", "openvino")]
+    assert accuracy_chart("collapsed", rows)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -62,7 +62,7 @@ def accuracy_chart(model: str, rows: list[dict]) -> bytes | None:
     ref = next((r["reference_top1"] for r in measured if r["reference_top1"] is not None), None)
     # a far-off loser squashes the budget region: draw it at the left edge with its figure
     tops = sorted(100 * r["top1"] for r in measured)
-    lo = min(tops[len(tops) // 2] - 5, *(t for t in tops if ref is None or t >= 100 * ref - 5)) - 0.5
+    lo = min([tops[len(tops) // 2] - 5, *(t for t in tops if ref is None or t >= 100 * ref - 5)]) - 0.5
     for i, r in enumerate(measured):
         x = max(100 * r["top1"], lo)
         ax.scatter(x, i, color=backend_colour(r["backend"]), marker=FAMILY_MARKERS[family(r["variant"])],
