@@ -79,7 +79,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             continue
         budget = budgets.for_(case.model, case.variant, case.backend, concern)
         marks = [pytest.mark.xdist_group(xdist_group(case))]
-        if reason := skip_reason(config, case, concern):
+        if reason := _why_not_run(case, budget):
             marks.append(pytest.mark.skip(reason=reason))
         if budget.xfail:
             marks.append(pytest.mark.xfail(reason=budget.xfail, strict=True))
@@ -89,8 +89,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def skip_reason(config: pytest.Config, case, concern: str | None) -> str | None:
     """Why ``case`` is not run for ``concern``: its recipe cannot build the model, or a budgets skip."""
-    return (VARIANTS[case.variant].unsupported_reason(get_model(case.model))
-            or config.stash[_BUDGETS].for_(case.model, case.variant, case.backend, concern).skip)
+    return _why_not_run(case, config.stash[_BUDGETS].for_(case.model, case.variant, case.backend, concern))
+
+
+def _why_not_run(case, budget) -> str | None:
+    return VARIANTS[case.variant].unsupported_reason(get_model(case.model)) or budget.skip
 
 
 def _check_names_once(config: pytest.Config, budgets: Budgets) -> None:
