@@ -9,10 +9,12 @@ interval (order statistics of the median).  ``docs/latency-ranking.md`` has the 
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ContextManager
 
 import numpy as np
 from scipy import stats
@@ -35,6 +37,7 @@ class CaseLatency:
     calls_per_round: int = 0
     rounds_s: list[float] = field(default_factory=list)
     raw_s: list[float] = field(default_factory=list)
+    load_medians_s: list[float] = field(default_factory=list)  # one per load (time_reloaded)
     median_s: float = float("nan")
     ci_s: tuple[float, float] = (float("nan"), float("nan"))
     error: BaseException | None = None
@@ -113,6 +116,48 @@ def time_panel(cases: dict[str, Callable[[], object]], timing: PanelTiming = Pan
         c.raw_s, c.rounds_s = raw[name], values.tolist()
         c.median_s = float(np.median(values))
         c.ci_s = median_interval(values, timing.confidence)
+    return out
+
+
+def time_reloaded(open_case: Callable[[str], ContextManager[Callable[[], object]]], names: list[str],
+                  timing: PanelTiming = PanelTiming(), rng: random.Random | None = None,
+                  loads: int = 1) -> dict[str, CaseLatency]:
+    """:func:`time_panel` over ``loads`` fresh loads of every case, one after the other, each with its share of the
+    time; a case's figure is the median of its rounds over all loads.  Where a load puts a runtime's buffers moves a
+    case by a steady few percent for as long as it stays loaded, so one load per case ranks identical kernels
+    apart; loads in a new order each time (after a random-sized allocation) spread that over the figure.
+    ``open_case(name)`` is a context manager giving the case's no-argument call; an error opening or running a
+    case ends it, kept in ``error``."""
+    rng = rng or random.Random(0)
+    share = dataclasses.replace(timing, seconds_per_case=timing.seconds_per_case / loads,
+                                min_rounds=max(3, -(-timing.min_rounds // loads)),
+                                max_rounds=max(3, timing.max_rounds // loads))
+    out = {name: CaseLatency() for name in names}
+    for _ in range(loads):
+        order = [n for n in names if out[n].error is None]
+        rng.shuffle(order)
+        with contextlib.ExitStack() as stack:
+            shift = np.ones(rng.randrange(1, 1 << 16), np.uint8)  # noqa: F841  moves this load's heap addresses
+            calls = {}
+            for name in order:
+                try:
+                    calls[name] = stack.enter_context(open_case(name))
+                except Exception as exc:  # raised again by that case's own test
+                    out[name].error = exc
+            for name, t in time_panel(calls, share, rng).items():
+                c = out[name]
+                c.error = t.error
+                if t.error is None:
+                    c.first_run_s = c.first_run_s if c.raw_s else t.first_run_s  # the first load's: a cold start
+                    c.calls_per_round = t.calls_per_round
+                    c.raw_s += t.raw_s
+                    c.rounds_s += t.rounds_s
+                    c.load_medians_s.append(t.median_s)
+    for c in out.values():
+        if c.error is None and c.rounds_s:
+            values = np.array(c.rounds_s)
+            c.median_s = float(np.median(values))
+            c.ci_s = median_interval(values, timing.confidence)
     return out
 
 

@@ -35,6 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgeopt-backends", default="*", metavar="GLOB[,GLOB]", help="backends to run")
     group.addoption("--edgeopt-limit", type=int, default=None, metavar="N",
                     help="evaluate N evenly spaced images of each evaluation split (quick runs)")
+    group.addoption("--edgeopt-latency-loads", type=int, default=1, metavar="N",
+                    help="load a model's latency cases N times, one after the other, each with 1/N of the time "
+                         "(where a load lands moves a case by a few percent: docs/latency-ranking.md)")
     group.addoption("--edgeopt-remeasure", action="store_true",
                     help="run every evaluation again instead of reusing the cached outputs of identical inputs "
                          "(same artifact bytes, runtime version, threads, images and edgeopt code)")

@@ -6,6 +6,9 @@ Each run times the same cases twice on this machine, in random order of the two 
 spread max/min of the identical-kernel cases' figures per run, and the share of runs within 5%.
 
     .venv/bin/python scripts/measure_ranking.py --model mobilenet_v2_cifar --runs 30 --out docs/latency-ranking.json
+
+``--suite 1,4`` times the suite's own panel instead (every latency case of the model, all backends: its latency
+phase run by pytest), alternating ``--edgeopt-latency-loads`` 1 and 4 in random order each run.
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ import contextlib
 import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +45,48 @@ def plain(run, warmup: int = 10, min_rounds: int = 30, max_time: float = 1.0) ->
     return float(np.median(times))
 
 
+def suite_figures(model: str, loads: int) -> tuple[dict[str, float], float]:
+    """Medians (ms) of every latency case of ``model`` from one run of the suite's latency phase, and its wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.json"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "-q", "-p", "no:logging",
+                        "-p", "no:cacheprovider", f"--edgeopt-models={model}", f"--edgeopt-latency-loads={loads}",
+                        f"--benchmark-json={out}"], check=False, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        rows = json.loads(out.read_text())["benchmarks"]
+    return {r["extra_info"]["case"]: 1e3 * r["stats"]["median"] for r in rows}, wall
+
+
+def suite_main(args) -> int:
+    settings = [int(k) for k in args.suite.split(",")]
+    ranked = [f"{args.model}-{v}-{args.backend}" for v in IDENTICAL if v != "ort_int8_static_per_tensor"]
+    runs = []
+    for i in range(args.runs):
+        order = list(settings)
+        random.Random(i).shuffle(order)
+        run = {}
+        for loads in order:
+            figures, wall = suite_figures(args.model, loads)
+            run[str(loads)] = {"figures_ms": figures, "wall_s": wall,
+                               "spread": max(figures[c] for c in ranked) / min(figures[c] for c in ranked)}
+        runs.append(run)
+        print(f"run {i + 1}/{args.runs}: " + ", ".join(f"loads={k} spread {v['spread']:.3f} ({v['wall_s']:.0f} s)"
+                                                        for k, v in run.items()), file=sys.stderr, flush=True)
+        summary = {}
+        for k in map(str, settings):
+            s = np.array([r[k]["spread"] for r in runs])
+            summary[k] = {"runs_within_5pct": int((s <= 1.05).sum()), "runs": len(s),
+                          "spread_median": float(np.median(s)), "spread_max": float(s.max()),
+                          "wall_s_median": float(np.median([r[k]["wall_s"] for r in runs]))}
+        out = Path(args.out)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"model": args.model, "ranked": ranked, "summary": summary, "runs": runs}, indent=1))
+        os.replace(tmp, out)  # after every run: an interrupted measurement keeps what it has
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mobilenet_v2_cifar")
@@ -47,7 +94,11 @@ def main() -> int:
     p.add_argument("--others", default="onnx_fp32", help="more variants in the panel (comma-separated), not ranked")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--out", default="docs/latency-ranking.json")
+    p.add_argument("--suite", default=None, metavar="LOADS[,LOADS]",
+                   help="time the suite's own panel with these --edgeopt-latency-loads settings instead")
     args = p.parse_args()
+    if args.suite:
+        return suite_main(args)
     wb = Workbench(threads=1)
     variants = [*IDENTICAL, *filter(None, args.others.split(","))]
     x = wb.sample_input(args.model)

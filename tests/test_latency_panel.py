@@ -54,3 +54,23 @@ def test_panel_times_every_case_in_rounds_and_keeps_a_failing_case_apart():
         c: CaseLatency = timed[name]
         assert c.error is None and len(c.rounds_s) == len(c.raw_s) >= 12 and c.calls_per_round >= 1
         assert c.ci_s[0] <= c.median_s <= c.ci_s[1] and c.first_run_s > 0
+
+
+def test_reloaded_panel_opens_each_case_once_per_load_and_pools_its_rounds():
+    import contextlib
+    from edgeopt.latency import time_reloaded
+    opened = {"a": 0, "b": 0, "c": 0}
+
+    @contextlib.contextmanager
+    def open_case(name):
+        if name == "c":
+            raise OSError("cannot load")
+        opened[name] += 1
+        yield lambda: sum(range(200))
+
+    timed = time_reloaded(open_case, ["a", "b", "c"], PanelTiming(seconds_per_case=0.01, warmup_calls=2,
+                                                                  min_rounds=12), loads=3)
+    assert opened == {"a": 3, "b": 3, "c": 0} and isinstance(timed["c"].error, OSError)
+    for name in "ab":
+        c = timed[name]
+        assert len(c.load_medians_s) == 3 and len(c.rounds_s) >= 12 and c.ci_s[0] <= c.median_s <= c.ci_s[1]

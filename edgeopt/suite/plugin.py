@@ -165,7 +165,7 @@ def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
     """case -> :class:`edgeopt.latency.CaseLatency`: the first latency case of a model times all of that model's
     cases together in interleaved rounds (runners opened side by side); the others read their figures."""
     from edgeopt.backends import runner_class
-    from edgeopt.latency import CaseLatency, PanelTiming, time_panel
+    from edgeopt.latency import PanelTiming, time_reloaded
 
     config = request.config
     panels = config.stash.setdefault(_PANELS, {})
@@ -173,23 +173,21 @@ def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
                          warmup_calls=int(config.getoption("benchmark_warmup_iterations")),
                          min_rounds=int(config.getoption("benchmark_min_rounds")))
 
+    def open_case(c: Case):
+        @contextlib.contextmanager
+        def opened():
+            x = workbench.sample_input(c.model)
+            with runner_class(c.backend)(workbench.artifact(c.model, c.variant), threads=workbench.threads) as runner:
+                yield lambda: runner.run(x)
+        return opened()
+
     def measure(case: Case):
         if case not in panels:
             cases = _latency_cases(request.session, case.model) or [case]
-            with contextlib.ExitStack() as stack:
-                calls, errors = {}, {}
-                for c in cases:
-                    try:
-                        x = workbench.sample_input(c.model)
-                        artifact = workbench.artifact(c.model, c.variant)
-                        runner = stack.enter_context(runner_class(c.backend)(artifact, threads=workbench.threads))
-                        calls[c] = (lambda r=runner, x=x: r.run(x))
-                    except Exception as exc:  # raised again by that case's own test
-                        errors[c] = exc
-                timed = time_panel(calls, timing, random.Random(case.model))
+            timed = time_reloaded(open_case, cases, timing, random.Random(case.model),
+                                  loads=config.getoption("edgeopt_latency_loads"))
             panels.update(timed)
             config.stash.setdefault(_PANEL_MEDIANS, {}).update({c: t.median_s for c, t in timed.items()})
-            panels.update({c: CaseLatency(error=exc) for c, exc in errors.items()})
         result = panels.pop(case)
         if result.error is not None:
             with reported_errors():
