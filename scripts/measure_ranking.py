@@ -45,6 +45,12 @@ def plain(run, warmup: int = 10, min_rounds: int = 30, max_time: float = 1.0) ->
     return float(np.median(times))
 
 
+def spread_summary(spreads: list[float]) -> dict:
+    s = np.array(spreads)
+    return {"runs_within_5pct": int((s <= 1.05).sum()), "runs": len(s),
+            "spread_median": float(np.median(s)), "spread_max": float(s.max())}
+
+
 def suite_figures(model: str, loads: int) -> tuple[dict[str, float], float]:
     """Medians (ms) of every latency case of ``model`` from one run of the suite's latency phase, and its wall time."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,9 +81,7 @@ def suite_main(args) -> int:
                                                         for k, v in run.items()), file=sys.stderr, flush=True)
         summary = {}
         for k in map(str, settings):
-            s = np.array([r[k]["spread"] for r in runs])
-            summary[k] = {"runs_within_5pct": int((s <= 1.05).sum()), "runs": len(s),
-                          "spread_median": float(np.median(s)), "spread_max": float(s.max()),
+            summary[k] = {**spread_summary([r[k]["spread"] for r in runs]),
                           "wall_s_median": float(np.median([r[k]["wall_s"] for r in runs]))}
         out = Path(args.out)
         tmp = out.with_suffix(".tmp")
@@ -129,9 +133,7 @@ def main() -> int:
                       file=sys.stderr)
     summary = {}
     for m in ("panel", "plain"):
-        s = np.array([r["spread"][m] for r in runs])
-        summary[m] = {"runs_within_5pct": int((s <= 1.05).sum()), "runs": len(s),
-                      "spread_median": float(np.median(s)), "spread_max": float(s.max())}
+        summary[m] = spread_summary([r["spread"][m] for r in runs])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
