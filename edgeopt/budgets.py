@@ -11,11 +11,12 @@ A known failure is an ``[[xfail]]`` entry: ``xfail = "reason"`` plus any of ``mo
 ``backends`` (lists of globs), ``tests`` (concerns: ``accuracy``, ``agreement``, ``size``, ``memory``,
 ``latency``), ``cpu_without``/``cpu_with`` (CPU flags: a failure of kernels that only CPUs without, say, VNNI
 run, or only CPUs with AVX-VNNI) and ``runtimes = {cv2 = ">=5"}`` (every named module importable and its
-``__version__`` within the PEP 440 specifier); a key left out matches everything.  ``measured`` holds the
-figures behind the reason per model (``measured.simple_cnn = "..."``) or per model and variant
-(``measured.simple_cnn.prune_l1_50 = "..."``), substituted for ``{measured}``; an entry with figures covers only
-the cases it has a figure for, so each figure is written once.  ``name = "id"`` names an entry and
-``like = "id"`` starts from an earlier one's keys (one failure on another runtime, or another model's words).
+``__version__`` within the PEP 440 specifier); a key left out matches everything.  ``name = "id"`` names an entry
+and ``like = "id"`` starts from an earlier one's keys (one failure on another runtime, or another model's words).
+The figures behind the reasons live in one file of their own, named by a top-level ``measured = "FILE"`` (relative
+to the budgets file): a table per entry name holding a figure per model (``simple_cnn = "..."``) or per model and
+variant (``simple_cnn.prune_l1_50 = "..."``), substituted for ``{measured}`` in that entry's reason (and those
+``like`` it); an entry with figures covers only the cases it has a figure for, so each figure is written once.
 The last entry that covers a case wins; a layer may still hold ``xfail`` (or ``[[...xfails]]``), which wins
 over the entries.  Unknown metrics or keys are an error at load time, so a typo cannot silently switch a
 budget off.
@@ -53,7 +54,7 @@ METRICS = {
     "model_rss_mb": " MB", "sparsity": "", "macs_ratio": "x", "bitops_ratio": "x", "weight_memory_ratio": "x",
 }
 _XFAIL_KEYS = ("xfail", "backends", "tests", "variants", "cpu_without", "cpu_with", "runtimes")
-_ENTRY_KEYS = {*_XFAIL_KEYS, "models", "measured", "name", "like"}
+_ENTRY_KEYS = {*_XFAIL_KEYS, "models", "name", "like"}
 _META_KEYS = {*_XFAIL_KEYS, "note", "xfails", "skip", "skip_cpu_without", "models"}
 CONCERNS = ("accuracy", "agreement", "size", "memory", "latency")
 #: The metrics each concern test measures (and so the limits it checks); latency is held to no limit.
@@ -97,17 +98,19 @@ def _fmt(x: float) -> str:
 class Budgets:
     table: dict
     source: str = "<dict>"
+    #: The measured figures by entry name (the file the budgets' top-level ``measured`` names).
+    figures: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> "Budgets":
         path = Path(path)
-        try:
-            table = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise BudgetError(f"budgets file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise BudgetError(f"{path}: {exc}") from None
-        budgets = cls(table, str(path))
+        table = _read_toml(path, "budgets")
+        figures = table.pop("measured", None)
+        if figures is not None:
+            if not isinstance(figures, str):
+                raise BudgetError(f"{path}: measured must name the file of measured figures, got {figures!r}")
+            figures = _read_toml(path.parent / figures, "measured figures")
+        budgets = cls(table, str(path), figures or {})
         budgets.validate()
         return budgets
 
@@ -196,6 +199,8 @@ class Budgets:
             if "like" in raw and raw["like"] not in named:
                 raise BudgetError(f"{self.source} [{where}]: like = {raw['like']!r} names no earlier entry")
             entry = {**named.get(raw.get("like"), {}), **{k: v for k, v in raw.items() if k not in ("like", "name")}}
+            if raw.get("name") in self.figures:
+                entry["measured"] = self.figures[raw["name"]]
             _check_entry(self.source, where, entry)
             _check_names(self.source, where, entry.get("models", ["*"]), "models")
             _check_names(self.source, where, entry.get("backends", ["*"]), "backends")
@@ -205,6 +210,8 @@ class Budgets:
             if "name" in raw:
                 named[raw["name"]] = entry
             out.append(entry)
+        if unused := set(self.figures) - set(named):
+            raise BudgetError(f"{self.source}: measured figures for {sorted(unused)} name no [[xfail]] entry")
         return out
 
     def for_(self, model: str, variant: str, backend: str | None = None, test: str | None = None,
@@ -241,6 +248,15 @@ class Budgets:
                         and scopes.cpu_matches(entry, cpu_flags) and scopes.runtimes_match(entry, version_of):
                     xfail = entry["xfail"]
         return Budget(limits, xfail, skip)
+
+
+def _read_toml(path: Path, what: str) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise BudgetError(f"{what} file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BudgetError(f"{path}: {exc}") from None
 
 
 def _glob(name: str, patterns: list[str]) -> bool:

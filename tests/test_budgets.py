@@ -261,18 +261,19 @@ variants = ["*dynamic*"]
 backends = ["opencv*"]
 [[xfail]]
 like = "dyn"
+name = "conv_integer"
 xfail = "ConvInteger on {measured}"
 backends = ["onnxruntime"]
-measured.m = "m: drop 8.1 pt"
 [[xfail]]
+name = "no_finetune"
 xfail = "{measured}"
 tests = ["accuracy"]
-measured.m.prune_50 = "no fine-tuning: drop 13.4 pt"
 '''
+FIGURES = {"conv_integer": {"m": "m: drop 8.1 pt"}, "no_finetune": {"m": {"prune_50": "no fine-tuning: drop 13.4 pt"}}}
 
 
 def test_families_share_limits_and_one_naming_models_outranks_the_model_table(tmp_path):
-    b = Budgets(tomllib.loads(ENTRIES))
+    b = Budgets(tomllib.loads(ENTRIES), figures=FIGURES)
     assert b.for_("m", "ort_int8_static").limits == {"top1_drop_max": 1.0, "model_rss_mb_max": 60}
     assert b.for_("m", "torch_int8_pt2e").limits["model_rss_mb_max"] == 400
     assert b.for_("m", "fp32").limits == {"top1_drop_max": 0.1, "model_rss_mb_max": 60}
@@ -288,7 +289,7 @@ def test_a_family_naming_backends_holds_only_their_cases_not_the_size_test():
 
 
 def test_entries_match_globs_inherit_with_like_and_cover_only_cases_with_a_figure():
-    b = Budgets(tomllib.loads(ENTRIES))
+    b = Budgets(tomllib.loads(ENTRIES), figures=FIGURES)
     b.validate()
     assert b.for_("x", "ort_int8_dynamic", "opencv_classic").xfail == "no DynamicQuantizeLinear"
     assert b.for_("m", "ort_int8_dynamic", "onnxruntime").xfail == "ConvInteger on m: drop 8.1 pt"
@@ -302,7 +303,7 @@ def test_entries_match_globs_inherit_with_like_and_cover_only_cases_with_a_figur
     ('xfail = "r"\nlike = "nope"', "names no earlier entry"),
     ('xfail = "r"\nmodel = ["m"]', "unknown key"),
     ('xfail = "r {measured}"', "needs measured figures"),
-    ('xfail = "r"\nmeasured.m = "1 pt"', "figures need"),
+    ('xfail = "r"\nmeasured.m = "1 pt"', "unknown key"),
     ('xfail = "r"\nvariants = "q"', "variants must be a non-empty list"),
 ])
 def test_malformed_entries_are_clear_errors(entry, message):
@@ -315,9 +316,24 @@ def test_malformed_entries_are_clear_errors(entry, message):
     ("[model.m.variant.fp16]\ntop1_drop_max = 1.0", r"\[model.m\]: no variant matches 'fp16'"),
     ('[family.f]\nvariants = ["ort_*"]\ntop1_drop_max = 1.0', r"no variant matches 'ort_\*'"),
     ('[[xfail]]\nxfail = "r"\nbackends = ["onnxrt"]', r"\[xfail #1\]: no backend matches 'onnxrt'; backends: onnx"),
-    ('[[xfail]]\nxfail = "{measured}"\nmeasured.q = "1 pt"', r"\[xfail #1 measured\]: no model matches 'q'"),
+    ('[[xfail]]\nname = "f"\nxfail = "{measured}"', r"\[xfail #1 measured\]: no model matches 'q'"),
 ])
 def test_a_budget_naming_nothing_is_an_error(toml, message):
     with pytest.raises(BudgetError, match=message):
-        Budgets(tomllib.loads(toml)).check_names(["m"], ["fp32", "onnx_fp32"], ["onnx", "torch"])
+        figures = {"f": {"q": "1 pt"}} if 'name = "f"' in toml else {}
+        Budgets(tomllib.loads(toml), figures=figures).check_names(["m"], ["fp32", "onnx_fp32"], ["onnx", "torch"])
     Budgets(tomllib.loads("[variant.fp32]\ntop1_drop_max = 1.0")).check_names(["m"], ["fp32"], ["torch"])
+
+
+def test_figures_come_from_the_file_the_budgets_name_and_each_names_an_entry(tmp_path):
+    (tmp_path / "budgets.toml").write_text('measured = "figures.toml"\n[[xfail]]\nname = "nf"\nxfail = "measured {measured}"\n')
+    (tmp_path / "figures.toml").write_text('[nf]\nm.prune_50 = "drop 13.4 pt"\n')
+    b = Budgets.load(tmp_path / "budgets.toml")
+    assert b.for_("m", "prune_50").xfail == "measured drop 13.4 pt"
+    assert b.for_("m", "prune_70").xfail is None
+    (tmp_path / "figures.toml").write_text('[nf]\nm = "1 pt"\n[typo]\nm = "2 pt"\n')
+    with pytest.raises(BudgetError, match=r"measured figures for \['typo'\] name no \[\[xfail\]\] entry"):
+        Budgets.load(tmp_path / "budgets.toml")
+    (tmp_path / "figures.toml").unlink()
+    with pytest.raises(BudgetError, match="measured figures file not found: .*figures.toml"):
+        Budgets.load(tmp_path / "budgets.toml")
