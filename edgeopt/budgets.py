@@ -205,8 +205,8 @@ class Budgets:
             _check_names(self.source, where, entry.get("models", ["*"]), "models")
             _check_names(self.source, where, entry.get("backends", ["*"]), "backends")
             if ("measured" in entry) != ("{measured}" in entry["xfail"]):
-                raise BudgetError(f"{self.source} [{where}]: a reason with {{measured}} needs measured figures, "
-                                  f"and figures need {{measured}} in the reason")
+                raise BudgetError(f"{self.source} [{where}]: a reason with {{measured}} needs measured figures (a "
+                                  f"table of its name in the measured file), and figures need {{measured}} in it")
             if "name" in raw:
                 named[raw["name"]] = entry
             out.append(entry)
