@@ -42,6 +42,25 @@ class CaseLatency:
     ci_s: tuple[float, float] = (float("nan"), float("nan"))
     error: BaseException | None = None
 
+    def scaled(self, factor: float) -> "CaseLatency":
+        """The figures times ``factor`` (``raw_s`` stays as timed)."""
+        return dataclasses.replace(self, rounds_s=[v * factor for v in self.rounds_s], median_s=self.median_s * factor,
+                                   ci_s=(self.ci_s[0] * factor, self.ci_s[1] * factor),
+                                   load_medians_s=[v * factor for v in self.load_medians_s])
+
+
+def on_scale(panel: dict, anchor, reference_s: float | None) -> tuple[dict, float | None]:
+    """A panel's figures rescaled so that its copy of ``anchor`` reads ``reference_s`` (the anchor's figure in the
+    first panel of the same model; None: this is the first, which sets it).  Each panel is normalised only within
+    itself, so panels timed one after another meet different phases of the drift; scaling each by a case they all
+    time puts them on one scale, and figures of different panels (a speed-up over another backend's case) compare.
+    A panel whose anchor did not run is left as timed."""
+    a = panel.get(anchor)
+    if a is None or a.error is not None or not a.median_s > 0:
+        return panel, reference_s
+    factor = 1.0 if reference_s is None else reference_s / a.median_s
+    return {name: t.scaled(factor) for name, t in panel.items()}, a.median_s * factor
+
 
 def _slot(run: Callable[[], object], calls: int) -> float:
     """Median per-call seconds of ``calls`` calls."""

@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edgeopt-latency-loads", type=int, default=1, metavar="N",
                     help="load a model's latency cases N times, one after the other, each with 1/N of the time "
                          "(where a load lands moves a case by a few percent: docs/latency-ranking.md)")
+    group.addoption("--edgeopt-latency-panel", choices=("backend", "model"), default="backend",
+                    help="time a model's latency cases one backend at a time (default: identical kernels rank "
+                         "closer, docs/latency-ranking.md) or all together")
     group.addoption("--edgeopt-remeasure", action="store_true",
                     help="run every evaluation again instead of reusing the cached outputs of identical inputs "
                          "(same artifact bytes, runtime version, threads, images and edgeopt code)")

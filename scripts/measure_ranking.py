@@ -8,7 +8,10 @@ spread max/min of the identical-kernel cases' figures per run, and the share of 
     .venv/bin/python scripts/measure_ranking.py --model mobilenet_v2_cifar --runs 30 --out docs/latency-ranking.json
 
 ``--suite 1,4`` times the suite's own panel instead (every latency case of the model, all backends: its latency
-phase run by pytest), alternating ``--edgeopt-latency-loads`` 1 and 4 in random order each run.
+phase run by pytest), alternating ``--edgeopt-latency-loads`` 1 and 4 in random order each run (``--suite
+panel=model,panel=backend``: any ``--edgeopt-latency-KEY=VALUE`` settings); ``--suite-backends`` narrows the cases
+to some backends.  Each setting's spread is reported for three figures of a case: the median of
+its pooled rounds (the suite's), their minimum, and the median of its per-load medians.
 """
 from __future__ import annotations
 
@@ -51,41 +54,63 @@ def spread_summary(spreads: list[float]) -> dict:
             "spread_median": float(np.median(s)), "spread_max": float(s.max())}
 
 
-def suite_figures(model: str, loads: int) -> tuple[dict[str, float], float]:
-    """Medians (ms) of every latency case of ``model`` from one run of the suite's latency phase, and its wall time."""
+#: The backends whose same-kernel cases (IDENTICAL but per-tensor) the suite mode ranks.
+SUITE_BACKENDS = ("onnxruntime", "openvino", "opencv_classic")
+#: A case's figure (ms) three ways, from its pytest-benchmark row.
+ESTIMATORS = {"median": lambda r: 1e3 * r["stats"]["median"], "min": lambda r: 1e3 * r["stats"]["min"],
+              "load_median": lambda r: float(np.median(r["extra_info"].get("load_medians_ms") or [np.nan]))}
+
+
+def suite_figures(model: str, setting: str, backends: str) -> tuple[dict[str, dict[str, float]], float]:
+    """Each estimator's figures (ms) of every latency case of ``model`` from one run of the suite's latency phase
+    under ``setting`` (``KEY=VALUE``: ``--edgeopt-latency-KEY=VALUE``), and its wall time."""
+    key, value = setting.split("=")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.json"
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "-q", "-p", "no:logging",
-                        "-p", "no:cacheprovider", f"--edgeopt-models={model}", f"--edgeopt-latency-loads={loads}",
-                        f"--benchmark-json={out}"], check=False, stdout=subprocess.DEVNULL)
+                        "-p", "no:cacheprovider", f"--edgeopt-models={model}", f"--edgeopt-latency-{key}={value}",
+                        f"--edgeopt-backends={backends}", f"--benchmark-json={out}"], check=False,
+                       stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         rows = json.loads(out.read_text())["benchmarks"]
-    return {r["extra_info"]["case"]: 1e3 * r["stats"]["median"] for r in rows}, wall
+    return {name: {r["extra_info"]["case"]: f(r) for r in rows} for name, f in ESTIMATORS.items()}, wall
+
+
+def _spreads(figures: dict[str, dict[str, float]], model: str) -> dict[str, dict[str, float]]:
+    """backend -> estimator -> slowest / fastest of the backend's same-kernel cases (backends that ran them all)."""
+    out = {}
+    for backend in SUITE_BACKENDS:
+        ranked = [f"{model}-{v}-{backend}" for v in IDENTICAL if v != "ort_int8_static_per_tensor"]
+        if all(c in figures["median"] for c in ranked):
+            out[backend] = {name: max(f[c] for c in ranked) / min(f[c] for c in ranked) for name, f in figures.items()}
+    return out
 
 
 def suite_main(args) -> int:
-    settings = [int(k) for k in args.suite.split(",")]
-    ranked = [f"{args.model}-{v}-{args.backend}" for v in IDENTICAL if v != "ort_int8_static_per_tensor"]
+    settings = [k if "=" in k else f"loads={k}" for k in args.suite.split(",")]
     runs = []
     for i in range(args.runs):
         order = list(settings)
         random.Random(i).shuffle(order)
         run = {}
-        for loads in order:
-            figures, wall = suite_figures(args.model, loads)
-            run[str(loads)] = {"figures_ms": figures, "wall_s": wall,
-                               "spread": max(figures[c] for c in ranked) / min(figures[c] for c in ranked)}
+        for setting in order:
+            figures, wall = suite_figures(args.model, setting, args.suite_backends)
+            run[setting] = {"figures_ms": figures, "wall_s": wall, "spread": _spreads(figures, args.model)}
         runs.append(run)
-        print(f"run {i + 1}/{args.runs}: " + ", ".join(f"loads={k} spread {v['spread']:.3f} ({v['wall_s']:.0f} s)"
-                                                        for k, v in run.items()), file=sys.stderr, flush=True)
+        print(f"run {i + 1}/{args.runs}: " + "; ".join(
+            f"{k} ({v['wall_s']:.0f} s): " + ", ".join(f"{b} {e['median']:.3f}" for b, e in v["spread"].items())
+            for k, v in run.items()), file=sys.stderr, flush=True)
         summary = {}
-        for k in map(str, settings):
-            summary[k] = {**spread_summary([r[k]["spread"] for r in runs]),
+        for k in settings:
+            backends = [b for b in SUITE_BACKENDS if all(b in r[k]["spread"] for r in runs)]
+            summary[k] = {**{f"{b} {name}": spread_summary([r[k]["spread"][b][name] for r in runs])
+                             for b in backends for name in ESTIMATORS},
                           "wall_s_median": float(np.median([r[k]["wall_s"] for r in runs]))}
         out = Path(args.out)
         tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"model": args.model, "ranked": ranked, "summary": summary, "runs": runs}, indent=1))
+        tmp.write_text(json.dumps({"model": args.model, "backends": args.suite_backends, "ranked": IDENTICAL,
+                                   "summary": summary, "runs": runs}, indent=1))
         os.replace(tmp, out)  # after every run: an interrupted measurement keeps what it has
     print(json.dumps(summary, indent=1))
     return 0
@@ -100,6 +125,7 @@ def main() -> int:
     p.add_argument("--out", default="docs/latency-ranking.json")
     p.add_argument("--suite", default=None, metavar="LOADS[,LOADS]",
                    help="time the suite's own panel with these --edgeopt-latency-loads settings instead")
+    p.add_argument("--suite-backends", default="*", help="--edgeopt-backends of the suite's panel (--suite)")
     args = p.parse_args()
     if args.suite:
         return suite_main(args)

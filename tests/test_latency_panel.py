@@ -1,5 +1,6 @@
 """A model's latency cases timed together: drift cancels across cases, errors stay with their case."""
 import numpy as np
+import pytest
 
 from edgeopt.latency import CaseLatency, PanelTiming, median_interval, normalise, time_panel
 
@@ -74,3 +75,20 @@ def test_reloaded_panel_opens_each_case_once_per_load_and_pools_its_rounds():
     for name in "ab":
         c = timed[name]
         assert len(c.load_medians_s) == 3 and len(c.rounds_s) >= 12 and c.ci_s[0] <= c.median_s <= c.ci_s[1]
+
+
+def test_panels_timed_one_after_another_share_one_scale_through_their_anchor():
+    from edgeopt.latency import on_scale
+
+    def panel(anchor_s, case_s):
+        return {"anchor": CaseLatency(median_s=anchor_s, rounds_s=[anchor_s], ci_s=(anchor_s, anchor_s)),
+                "x": CaseLatency(median_s=case_s, rounds_s=[case_s, case_s], ci_s=(0.9 * case_s, 1.1 * case_s),
+                                 raw_s=[case_s])}
+    first, reference = on_scale(panel(1e-3, 2e-3), "anchor", None)
+    assert reference == 1e-3 and first["x"].median_s == 2e-3
+    slower, kept = on_scale(panel(1.3e-3, 2.6e-3), "anchor", reference)  # the next panel met a 30% slower phase
+    assert kept == pytest.approx(1e-3) and slower["anchor"].median_s == pytest.approx(1e-3)
+    assert slower["x"].median_s == pytest.approx(2e-3) and slower["x"].ci_s[1] == pytest.approx(2.2e-3)
+    assert slower["x"].rounds_s == pytest.approx([2e-3, 2e-3]) and slower["x"].raw_s == [2.6e-3]  # raw: as timed
+    broken = {"anchor": CaseLatency(error=RuntimeError("cannot load")), "x": CaseLatency(median_s=5e-3)}
+    assert on_scale(broken, "anchor", reference) == (broken, reference)

@@ -32,6 +32,7 @@ _LATENCY = pytest.StashKey[dict]()
 _PANELS = pytest.StashKey[dict]()
 _CHECKED = pytest.StashKey[bool]()
 _PANEL_MEDIANS = pytest.StashKey[dict]()
+_SCALES = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -162,10 +163,13 @@ def _latency_cases(session: pytest.Session, model: str | None = None) -> list[Ca
 
 @pytest.fixture(scope="session")
 def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
-    """case -> :class:`edgeopt.latency.CaseLatency`: the first latency case of a model times all of that model's
-    cases together in interleaved rounds (runners opened side by side); the others read their figures."""
+    """case -> :class:`edgeopt.latency.CaseLatency`: the first latency case of a model's backend times that
+    backend's cases of the model together in interleaved rounds (runners opened side by side), with the model's
+    ONNX Runtime FP32 case as the anchor that puts its panels on one scale; the others read their figures.
+    ``--edgeopt-latency-panel model`` times all of a model's cases in one panel instead."""
     from edgeopt.backends import runner_class
-    from edgeopt.latency import PanelTiming, time_reloaded
+    from edgeopt.latency import PanelTiming, on_scale, time_reloaded
+    from edgeopt.suite.relative import REFERENCE
 
     config = request.config
     panels = config.stash.setdefault(_PANELS, {})
@@ -181,12 +185,20 @@ def latency_panel(request: pytest.FixtureRequest, workbench: Workbench):
                 yield lambda: runner.run(x)
         return opened()
 
+    scales = config.stash.setdefault(_SCALES, {})  # model -> its anchor's figure in the model's first panel
+
     def measure(case: Case):
         if case not in panels:
             cases = _latency_cases(request.session, case.model) or [case]
-            timed = time_reloaded(open_case, cases, timing, random.Random(case.model),
+            anchor = next((c for c in cases if (c.variant, c.backend) == REFERENCE), None)
+            per_backend = config.getoption("edgeopt_latency_panel") == "backend"
+            if per_backend:  # one backend's cases, and the anchor that puts every panel on one scale
+                mine = [c for c in cases if c.backend == case.backend]
+                cases = mine + ([anchor] if anchor and anchor not in mine else [])
+            timed = time_reloaded(open_case, cases, timing, random.Random(f"{case.model}-{case.backend}"),
                                   loads=config.getoption("edgeopt_latency_loads"))
-            panels.update(timed)
+            timed, scales[case.model] = on_scale(timed, anchor, scales.get(case.model))
+            panels.update({c: t for c, t in timed.items() if not per_backend or c.backend == case.backend})
             config.stash.setdefault(_PANEL_MEDIANS, {}).update({c: t.median_s for c, t in timed.items()})
         result = panels.pop(case)
         if result.error is not None:

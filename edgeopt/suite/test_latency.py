@@ -30,7 +30,8 @@ def test_latency(bench, benchmark, latency_medians, latency_panel, latency_gate,
     timed = latency_panel(bench.case)
     benchmark.extra_info.update(case=bench.case.id, threads=bench.wb.threads, first_run_ms=timed.first_run_s * 1e3,
                                 median_ci_ms=[t * 1e3 for t in timed.ci_s], calls_per_round=timed.calls_per_round,
-                                raw_median_ms=1e3 * sorted(timed.raw_s)[len(timed.raw_s) // 2], **bench.summary())
+                                raw_median_ms=1e3 * sorted(timed.raw_s)[len(timed.raw_s) // 2],
+                                load_medians_ms=[t * 1e3 for t in timed.load_medians_s], **bench.summary())
     record(benchmark, timed)
     # a pick needs its accuracy measured and a real speed (not a simulated low-bit model's float one)
     pickable = "top1_drop" in benchmark.extra_info and not benchmark.extra_info.get("simulated")
