@@ -143,9 +143,9 @@ def main(argv: list[str]) -> int:
     rows = []
     for model in args.models:
         sample = wb.sample_input(model)
-        fp32, int8 = (profile_ops.profile(wb.artifact(model, v).path, sample, args.runs)
-                      for v in ("onnx_fp32", "ort_int8_static"))
-        rows.append({"model": model, "macs": macs_by_class(wb.artifact(model, "onnx_fp32").path),
+        fp32_path, int8_path = (wb.artifact(model, v).path for v in ("onnx_fp32", "ort_int8_static"))
+        fp32, int8 = (profile_ops.profile(path, sample, args.runs) for path in (fp32_path, int8_path))
+        rows.append({"model": model, "macs": macs_by_class(fp32_path),
                      "fp32_us": _class_times(fp32), "int8_us": _class_times(int8),
                      "fp32_total_us": sum(fp32.values()), "int8_total_us": sum(int8.values())})
         print(f"{model}: FP32 {rows[-1]['fp32_total_us']:.0f} us, INT8 {rows[-1]['int8_total_us']:.0f} us", flush=True)

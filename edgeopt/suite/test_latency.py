@@ -1,7 +1,8 @@
 """Batch-1 latency, recorded with pytest-benchmark; the run's JSON also carries every other figure of the case.
 
-A model's cases are timed together in interleaved rounds (:mod:`edgeopt.latency`, the ``latency_panel``
-fixture), so that drift does not rank identical kernels apart; their drift-normalised rounds become this case's
+A model's cases on one backend are timed together in interleaved rounds (:mod:`edgeopt.latency`, the
+``latency_panel`` fixture, each panel scaled by the model's ONNX Runtime FP32 anchor), so that drift does not rank
+identical kernels apart; their drift-normalised rounds become this case's
 pytest-benchmark rounds, and ``--benchmark-compare`` compares them with the baseline of this CPU kind.  Warm-up,
 minimum rounds and time per case are pytest-benchmark's options (this repository sets them in pytest.ini).  Under ``--benchmark-disable`` each case is loaded and
 run once.  The end of the run prints every median with its speed-up over ONNX Runtime FP32 and PyTorch eager FP32,
